@@ -1,0 +1,39 @@
+# Préau — build, run and test. See README.md.
+GO      ?= go
+TAGS    := sqlite_fts5
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X preau/appliance.version=$(VERSION)
+export CGO_ENABLED := 1
+
+.PHONY: all build run test vet fuzz clean FORCE
+
+all: build
+
+build: bin/preau
+
+bin/preau: FORCE
+	$(GO) build -tags $(TAGS) -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./cmd/preau
+
+# The box on this machine: demo content, loopback only, state in ./var.
+run: bin/preau
+	./bin/preau run --data ./var --http 127.0.0.1:8080 --demo
+
+vet:
+	$(GO) vet -tags $(TAGS) ./...
+
+test: test-deps vet
+	$(GO) test -tags $(TAGS) -buildvcs=false -count=1 -timeout 30m ./...
+
+# Short coverage-guided runs of every fuzz target (seeds always run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list -tags $(TAGS) ./...); do \
+	  for f in $$($(GO) test -tags $(TAGS) -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin var build test-artefacts
+
+include bench/bench.mk

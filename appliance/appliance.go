@@ -1,0 +1,309 @@
+// Package appliance is the box itself: the only package that knows every
+// component. It reads the configuration, opens the state store, builds the
+// components (content store, portal, uplink monitor, …), wires them
+// together, serves them on the LAN and the control socket, and talks to
+// systemd.
+//
+// Only cmd/preau imports appliance. Its sub-packages (store, demo,
+// internal/…) never import this root package: they are parts it assembles.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"preau/appliance/demo"
+	"preau/appliance/store"
+	"preau/services/content"
+	"preau/services/portal"
+	"preau/sync/uplink"
+)
+
+// version is set at build time with -ldflags "-X preau/appliance.version=…".
+var version = "dev"
+
+// Version is the program's version.
+func Version() string { return version }
+
+// Options are what the command line adds to the configuration file.
+type Options struct {
+	// Demo imports the demo pack on first start.
+	Demo bool
+	// Listeners, when set, replace the configured addresses (tests).
+	Listeners []net.Listener
+}
+
+// Box is a running appliance.
+type Box struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+
+	lock    *os.File
+	store   *store.Store
+	content *content.Store
+	portal  *portal.Portal
+	uplink  *uplink.Monitor
+	metrics *prometheus.Registry
+	http    *http.Client
+
+	started   time.Time
+	listeners []net.Listener
+	control   net.Listener
+	ready     atomic.Bool
+	m         boxMetrics
+}
+
+// Paths inside the data folder.
+func dbPath(dataDir string) string      { return filepath.Join(dataDir, "preau.db") }
+func contentDir(dataDir string) string  { return filepath.Join(dataDir, "content") }
+func controlPath(dataDir string) string { return filepath.Join(dataDir, "run", "control.sock") }
+func lockPath(dataDir string) string    { return filepath.Join(dataDir, "preau.lock") }
+
+// ErrBusy means another preau already uses the data folder.
+var ErrBusy = errors.New("data folder in use by another preau")
+
+// lockDataDir takes an exclusive, non-blocking lock on the data folder so
+// two processes never write the same store. The kernel drops the lock when
+// the process dies, even by kill -9.
+func lockDataDir(dataDir string) (*os.File, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
+	}
+	f, err := os.OpenFile(lockPath(dataDir), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("lock data folder %s: %w", dataDir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock data folder %s: %w", dataDir, ErrBusy)
+		}
+		return nil, fmt.Errorf("lock data folder %s: %w", dataDir, err)
+	}
+	return f, nil
+}
+
+// open prepares the state shared by `run` and offline commands: lock,
+// database, migrations, content store. It binds no socket.
+func open(ctx context.Context, cfg Config, log *slog.Logger) (*Box, error) {
+	b := &Box{cfg: cfg, log: log, started: time.Now()}
+	b.http = &http.Client{Timeout: 0} // per-request contexts bound each transfer
+	var err error
+	if b.lock, err = lockDataDir(cfg.Box.DataDir); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.Close()
+		}
+	}()
+	if b.store, err = store.Open(ctx, dbPath(cfg.Box.DataDir), log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	if err := b.store.Migrate(ctx, "appliance", applianceMigrations); err != nil {
+		return nil, err
+	}
+	if err := b.store.Migrate(ctx, "content", convertMigrations(content.Migrations())); err != nil {
+		return nil, err
+	}
+	ccfg := content.Config{
+		Dir:          contentDir(cfg.Box.DataDir),
+		MaxPackBytes: mustSize(cfg.Content.MaxPackSize),
+		MaxFileBytes: mustSize(cfg.Content.MaxFileSize),
+	}.WithDefaults()
+	if b.content, err = content.New(ccfg, b.store.DB(), b.http, log.With("component", "content")); err != nil {
+		return nil, err
+	}
+	ok = true
+	return b, nil
+}
+
+// applianceMigrations is the schema of the appliance's own small tables.
+var applianceMigrations = []store.Migration{
+	{Version: 1, Name: "settings", SQL: `CREATE TABLE settings (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) STRICT`},
+}
+
+func convertMigrations(ms []content.Migration) []store.Migration {
+	out := make([]store.Migration, len(ms))
+	for i, m := range ms {
+		out[i] = store.Migration{Version: m.Version, Name: m.Name, SQL: m.SQL}
+	}
+	return out
+}
+
+// Close releases the database and the lock.
+func (b *Box) Close() error {
+	var errs []error
+	if b.store != nil {
+		errs = append(errs, b.store.Close())
+	}
+	if b.lock != nil {
+		errs = append(errs, b.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// New opens the box for `preau run`: state, components and listeners. It
+// is all or nothing: on error nothing stays open.
+func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box, error) {
+	b, err := open(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	b.opts = opts
+	ok := false
+	defer func() {
+		if !ok {
+			for _, l := range b.listeners {
+				l.Close()
+			}
+			if b.control != nil {
+				b.control.Close()
+			}
+			b.Close()
+		}
+	}()
+	if b.uplink, err = uplink.New(uplink.Config{
+		ProbeURLs: cfg.Uplink.ProbeURLs,
+		Interval:  mustDuration(cfg.Uplink.Interval),
+	}, b.http, log.With("component", "uplink")); err != nil {
+		return nil, err
+	}
+	pcfg := portal.Config{SchoolName: cfg.Box.Name, DefaultLanguage: cfg.Portal.Language, ContentPrefix: "/c/"}.WithDefaults()
+	if b.portal, err = portal.New(pcfg, catalog{b.content}, b.uplink, log.With("component", "portal")); err != nil {
+		return nil, err
+	}
+	b.metrics = b.newMetrics()
+
+	if opts.Demo {
+		if err := b.importDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Bind every socket before READY=1: socket activation first, then the
+	// configured addresses.
+	switch {
+	case len(opts.Listeners) > 0:
+		b.listeners = opts.Listeners
+	default:
+		ls, err := activatedListeners()
+		if err != nil {
+			return nil, err
+		}
+		if ls == nil {
+			for _, addr := range cfg.HTTP.Listen {
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					return nil, fmt.Errorf("listen on %s: %w", addr, err)
+				}
+				ls = append(ls, l)
+			}
+		}
+		b.listeners = ls
+	}
+	if b.control, err = listenControl(controlPath(cfg.Box.DataDir)); err != nil {
+		return nil, err
+	}
+	ok = true
+	return b, nil
+}
+
+// Addrs are the bound LAN addresses.
+func (b *Box) Addrs() []net.Addr {
+	var out []net.Addr
+	for _, l := range b.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// importDemo builds the demo pack inside the data folder and imports it,
+// once: a later start finds it already present and does nothing.
+func (b *Box) importDemo(ctx context.Context) error {
+	dir := filepath.Join(b.cfg.Box.DataDir, "demo-pack")
+	if err := demo.Write(dir); err != nil {
+		return fmt.Errorf("build demo pack: %w", err)
+	}
+	info, err := b.content.Import(ctx, dir, nil)
+	if err != nil {
+		return fmt.Errorf("import demo pack: %w", err)
+	}
+	if !info.AlreadyPresent {
+		b.log.Info("demo pack imported", "pack", info.ID, "items", info.Items)
+	}
+	return nil
+}
+
+// Serve runs the box until ctx ends, then shuts down gracefully.
+func (b *Box) Serve(ctx context.Context) error {
+	defer b.Close()
+	shutdown := mustDuration(b.cfg.HTTP.ShutdownTimeout)
+	handler := b.lanHandler()
+	var parts []part
+	for _, l := range b.listeners {
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(b.log.With("component", "http").Handler(), slog.LevelWarn),
+		}
+		parts = append(parts, serveHTTP("http "+l.Addr().String(), srv, l, shutdown))
+	}
+	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	parts = append(parts,
+		serveHTTP("control", csrv, b.control, shutdown),
+		part{name: "uplink", serve: b.uplink.Serve},
+		watchdog(b.log, b.healthy),
+	)
+	b.ready.Store(true)
+	notify(b.log, daemon.SdNotifyReady)
+	b.log.Info("préau prêt", "version", version, "addrs", fmt.Sprint(b.Addrs()), "data", b.cfg.Box.DataDir)
+	err := supervise(ctx, b.log, parts)
+	notify(b.log, daemon.SdNotifyStopping)
+	b.log.Info("préau arrêté")
+	return err
+}
+
+// serveHTTP serves on l until ctx ends, then lets in-flight requests
+// finish within grace before closing what remains.
+func serveHTTP(name string, srv *http.Server, l net.Listener, grace time.Duration) part {
+	return part{name: name, critical: true, serve: func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(l) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		<-errc
+		return nil
+	}}
+}
+
+// healthy is the watchdog's and /healthz's check: the database answers.
+func (b *Box) healthy(ctx context.Context) error {
+	return b.store.Ping(ctx)
+}
