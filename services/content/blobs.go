@@ -32,7 +32,6 @@ type copier struct {
 	state    *Progress
 	last     time.Time
 	buf      []byte
-	progress func()
 }
 
 const progressEvery = 100 * time.Millisecond
