@@ -5,8 +5,10 @@
 //
 // Write produces the pack as a folder in the content-pack format version 1
 // (see SPEC: preau-pack.json plus the files it lists). The bytes are
-// deterministic: the same Go version writes the same pack on every run and
-// every architecture, so the manifest hashes are stable.
+// deterministic: the same build writes the same pack on every run. Pictures
+// and sound are computed in integers so they do not depend on the CPU's
+// floating point; the PDF and PNG compression depend on fpdf's and Go's
+// flate output, which may change with their versions.
 //
 // Only the appliance root imports this package; it imports no other Préau
 // package.

@@ -26,12 +26,12 @@ func (s *Store) blobExists(hash string) bool {
 // copier streams one file into the blob store, reporting progress at most
 // every progressEvery.
 type copier struct {
-	s        *Store
-	ctx      context.Context
-	report   func(Progress)
-	state    *Progress
-	last     time.Time
-	buf      []byte
+	s      *Store
+	ctx    context.Context
+	report func(Progress)
+	state  *Progress
+	last   time.Time
+	buf    []byte
 }
 
 const progressEvery = 100 * time.Millisecond

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 var errNoRows = sql.ErrNoRows
@@ -391,22 +392,13 @@ func ftsQuery(q string) string {
 	for _, w := range words {
 		if len(w) > 64 {
 			w = w[:64]
-			for !isRuneStart(w) {
+			for !utf8.ValidString(w) {
 				w = w[:len(w)-1]
 			}
 		}
 		terms = append(terms, `"`+w+`"*`)
 	}
 	return strings.Join(terms, " ")
-}
-
-func isRuneStart(s string) bool {
-	if s == "" {
-		return true
-	}
-	last := strings.LastIndexFunc(s, func(rune) bool { return true })
-	_ = last
-	return strings.ToValidUTF8(s, "\uFFFD") == s
 }
 
 // Stats counts packs, items and the distinct blobs packs reference.

@@ -1,0 +1,184 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"preau/services/internal/httpserve"
+)
+
+// servedFile is what the hot path needs to serve a pack file, kept in memory
+// so that a request does not touch SQLite.
+type servedFile struct {
+	hash      string
+	size      int64
+	mediaType string
+	modTime   time.Time
+}
+
+func (s *Store) invalidateIndex() {
+	s.indexMu.Lock()
+	s.index, s.indexLoaded = nil, false
+	s.indexMu.Unlock()
+}
+
+// lookup finds a pack file, loading the index after an import or removal.
+func (s *Store) lookup(ctx context.Context, pack, path string) (servedFile, bool, error) {
+	s.indexMu.RLock()
+	if s.indexLoaded {
+		f, ok := s.index[pack][path]
+		s.indexMu.RUnlock()
+		return f, ok, nil
+	}
+	s.indexMu.RUnlock()
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if !s.indexLoaded {
+		idx, err := s.loadIndex(ctx)
+		if err != nil {
+			return servedFile{}, false, err
+		}
+		s.index, s.indexLoaded = idx, true
+	}
+	f, ok := s.index[pack][path]
+	return f, ok, nil
+}
+
+func (s *Store) loadIndex(ctx context.Context) (map[string]map[string]servedFile, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT f.pack, f.path, f.sha256, f.size, f.media_type, p.imported_at
+		FROM content_files f JOIN content_packs p ON p.id = f.pack`)
+	if err != nil {
+		return nil, fmt.Errorf("load file index: %w", err)
+	}
+	defer rows.Close()
+	idx := make(map[string]map[string]servedFile)
+	for rows.Next() {
+		var pack, path string
+		var f servedFile
+		var ms int64
+		if err := rows.Scan(&pack, &path, &f.hash, &f.size, &f.mediaType, &ms); err != nil {
+			return nil, fmt.Errorf("load file index: %w", err)
+		}
+		f.modTime = time.UnixMilli(ms).UTC()
+		if idx[pack] == nil {
+			idx[pack] = make(map[string]servedFile)
+		}
+		idx[pack][path] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load file index: %w", err)
+	}
+	return idx, nil
+}
+
+// Open opens the blob of a pack file. The caller closes it.
+func (s *Store) Open(ctx context.Context, pack, path string) (*os.File, File, error) {
+	sf, ok, err := s.lookup(ctx, pack, path)
+	if err != nil {
+		return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, err)
+	}
+	if !ok {
+		return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, ErrNotFound)
+	}
+	f, err := os.Open(s.blobPath(sf.hash))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// The index was read before a removal committed.
+			return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, ErrNotFound)
+		}
+		return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, err)
+	}
+	return f, File{Path: path, Size: sf.size, SHA256: sf.hash, MediaType: sf.mediaType}, nil
+}
+
+// Handler serves GET and HEAD /c/{pack}/{path...}: the file's bytes with
+// its manifest media type, ranges and conditional requests, a strong ETag
+// from its SHA-256 and Last-Modified from the import time. Active content
+// (HTML, SVG, XML) is sandboxed so that a pack cannot run script in the
+// portal's origin.
+func (s *Store) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /c/{pack}/{path...}", s.serveFile)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			plainError(w, r, http.StatusMethodNotAllowed, "Méthode non autorisée", "Method not allowed")
+			return
+		}
+		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+	})
+	return mux
+}
+
+func (s *Store) serveFile(w http.ResponseWriter, r *http.Request) {
+	pack, path := r.PathValue("pack"), r.PathValue("path")
+	if !idPattern.MatchString(pack) || !ValidPath(path) {
+		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+		return
+	}
+	sf, ok, err := s.lookup(r.Context(), pack, path)
+	if err != nil {
+		s.log.Error("serve pack file", "pack", pack, "path", path, "err", err)
+		plainError(w, r, http.StatusInternalServerError, "Erreur interne", "Internal error")
+		return
+	}
+	if !ok {
+		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+		return
+	}
+	f, err := os.Open(s.blobPath(sf.hash))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("serve pack file", "pack", pack, "path", path, "err", err)
+		}
+		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Blobs never change but a pack path may name another blob after an
+	// update: a short max-age, then revalidation with the ETag.
+	h.Set("Cache-Control", "public, max-age=3600")
+	if activeContent(sf.mediaType) {
+		h.Set("Content-Security-Policy", "sandbox; default-src 'self' 'unsafe-inline'")
+	}
+	httpserve.Serve(w, r, f, httpserve.Meta{
+		Size:        sf.size,
+		ETag:        `"` + sf.hash + `"`,
+		ContentType: sf.mediaType,
+		ModTime:     sf.modTime,
+	})
+}
+
+// activeContent reports media types a browser may run script in.
+func activeContent(mediaType string) bool {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	if err != nil {
+		return true
+	}
+	switch mt {
+	case "text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml", "application/xslt+xml":
+		return true
+	}
+	return strings.HasSuffix(mt, "+xml")
+}
+
+func plainError(w http.ResponseWriter, r *http.Request, code int, fr, en string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	msg := fr + " / " + en + "\n"
+	h.Set("Content-Length", fmt.Sprint(len(msg)))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		w.Write([]byte(msg))
+	}
+}
