@@ -5,7 +5,10 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X preau/appliance.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build run test vet fuzz clean FORCE
+.PHONY: all build run test vet fuzz clean deps FORCE
+
+# Test tools fetched from package registries (axe-core from npm).
+deps: test-deps
 
 all: build
 

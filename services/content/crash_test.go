@@ -167,6 +167,9 @@ func TestImportSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		budget, minTrials = 5*time.Second, 10
 	}
+	if raceEnabled {
+		minTrials = 15
+	}
 	deadline := time.Now().Add(budget)
 	trials, rounds, present := 0, 0, 0
 	for (trials < minTrials || rounds < len(sources)) && time.Now().Before(deadline) {

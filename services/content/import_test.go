@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -149,12 +151,12 @@ func TestSearch(t *testing.T) {
 		query string
 		want  []string
 	}{
-		{"evapore", []string{"cycle-de-l-eau"}},      // body text, accent-insensitive
-		{"ÉCOLE", []string{"ecole-d-autrefois"}},     // title, case and accents
-		{"fab", []string{"fables"}},                  // prefix
-		{"sciences", []string{"cycle-de-l-eau"}},     // subject
-		{"alert", nil},                               // script text is not indexed
-		{`"eau" OR (nuages NEAR/2 *)`, nil},          // FTS syntax is neutralised, every word required
+		{"evapore", []string{"cycle-de-l-eau"}},  // body text, accent-insensitive
+		{"ÉCOLE", []string{"ecole-d-autrefois"}}, // title, case and accents
+		{"fab", []string{"fables"}},              // prefix
+		{"sciences", []string{"cycle-de-l-eau"}}, // subject
+		{"alert", nil},                           // script text is not indexed
+		{`"eau" OR (nuages NEAR/2 *)`, nil},      // FTS syntax is neutralised, every word required
 		{`cycle" ^"eau`, []string{"cycle-de-l-eau"}},
 		{"", nil},
 		{"   ***   ", nil},
@@ -210,8 +212,6 @@ func (fs *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fs.ranges = append(fs.ranges, r.Header.Get("Range")+"|"+r.Header.Get("If-Range"))
 	w.Header().Set("ETag", `"v1"`)
 	if n == 1 {
-		w.Header().Set("Content-Length", strings.TrimSpace(string(rune('0'))))
-		w.Header().Del("Content-Length")
 		w.Header().Set("Content-Length", itoa(len(fs.data)))
 		w.WriteHeader(200)
 		w.Write(fs.data[:fs.cutAt])
@@ -221,19 +221,7 @@ func (fs *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "pack.tar.zst", time.Time{}, bytes.NewReader(fs.data))
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n)) }
-
-func formatInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
-}
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestImportURLResumes(t *testing.T) {
 	p := demoPack("1")
@@ -628,5 +616,34 @@ func TestConfig(t *testing.T) {
 	c := Config{Dir: "/x"}.WithDefaults()
 	if c.MaxPackBytes != 64<<30 || c.MaxFileBytes != 16<<30 || c.MaxFiles != 100000 || c.MaxManifestBytes != 8<<20 {
 		t.Errorf("defaults = %+v", c)
+	}
+}
+
+// TestImportRealArchivers imports packs made by GNU tar, zstd and gzip, the
+// way a publisher or a technician builds them.
+func TestImportRealArchivers(t *testing.T) {
+	for _, tool := range []string{"tar", "zstd", "gzip", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is missing", tool)
+		}
+	}
+	p := demoPack("1")
+	work := t.TempDir()
+	folder := p.writeFolder(t, filepath.Join(work, "pack"))
+	tests := []struct{ name, cmd string }{
+		{"tar dot", "tar -C " + folder + " -cf " + work + "/a.tar ."},
+		{"tar.zst manifest first", "cd " + folder + " && tar -cf - preau-pack.json articles images pdf videos | zstd -q -19 --long=26 -o " + work + "/b.tar.zst"},
+		{"tar.gz", "tar -C " + folder + " -czf " + work + "/c.tgz ."},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if out, err := exec.Command("sh", "-c", tt.cmd).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v: %s", tt.cmd, err, out)
+			}
+			e := newTestEnv(t, Config{}, nil)
+			src := filepath.Join(work, []string{"a.tar", "b.tar.zst", "c.tgz"}[i])
+			mustImport(t, e.store, src)
+			checkDemo(t, e, p)
+		})
 	}
 }

@@ -82,7 +82,7 @@ func parseManifest(data []byte, cfg Config) (*manifest, error) {
 	dec.DisallowUnknownFields()
 	var m manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, refuse(CodeManifestInvalid, "JSON : "+err.Error(), err)
+		return nil, refuse(CodeManifestInvalid, "JSON: "+err.Error(), err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, refuse(CodeManifestInvalid, "données après l'objet JSON / data after the JSON object", nil)
