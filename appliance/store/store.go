@@ -140,7 +140,7 @@ func (s *Store) Migrate(ctx context.Context, component string, ms []Migration) e
 		if err := s.apply(ctx, component, m); err != nil {
 			return err
 		}
-		s.log.Info("schema migrated", "component", component, "version", m.Version, "name", m.Name)
+		s.log.Info("schema migrated", "schema", component, "version", m.Version, "name", m.Name)
 	}
 	return nil
 }
