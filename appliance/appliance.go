@@ -260,6 +260,7 @@ func (b *Box) Serve(ctx context.Context) error {
 	for _, l := range b.listeners {
 		srv := &http.Server{
 			Handler:           handler,
+			ConnContext:       rememberConn,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
@@ -271,6 +272,7 @@ func (b *Box) Serve(ctx context.Context) error {
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),
 		part{name: "uplink", serve: b.uplink.Serve},
+		b.maintenance(),
 		watchdog(b.log, b.healthy),
 	)
 	b.ready.Store(true)

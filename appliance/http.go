@@ -20,7 +20,7 @@ func (b *Box) lanHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", b.instrument("healthz", http.HandlerFunc(b.serveHealth)))
 	mux.Handle("GET /metrics", b.metricsHandler())
-	mux.Handle("/c/", b.instrument("content", b.content.Handler()))
+	mux.Handle("/c/", b.instrument("content", corked(b.content.Handler())))
 	mux.Handle("/", b.instrument("portal", b.portal.Handler()))
 	return mux
 }

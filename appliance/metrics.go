@@ -1,9 +1,15 @@
 package appliance
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,12 +74,82 @@ func (b *Box) newMetrics() *prometheus.Registry {
 	return reg
 }
 
-// instrument counts and times requests. promhttp's wrappers keep the
-// writer's io.ReaderFrom, so file responses still go out with sendfile.
+// instrument counts and times requests. It is one thin wrapper rather than
+// promhttp's pair because it runs on every request of the hot content path:
+// the metric children are looked up once per (method, code), and the
+// wrapped writer keeps io.ReaderFrom (sendfile), Flush and Hijack.
 func (b *Box) instrument(name string, h http.Handler) http.Handler {
-	return promhttp.InstrumentHandlerCounter(b.m.requests.MustCurryWith(prometheus.Labels{"handler": name}),
-		promhttp.InstrumentHandlerDuration(b.m.duration.MustCurryWith(prometheus.Labels{"handler": name}), h))
+	observe := b.m.duration.WithLabelValues(name)
+	var counters sync.Map // "METHOD code" → prometheus.Counter
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		observe.Observe(time.Since(start).Seconds())
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		method := metricMethod(r.Method)
+		key := method + " " + strconv.Itoa(code)
+		c, ok := counters.Load(key)
+		if !ok {
+			c, _ = counters.LoadOrStore(key, b.m.requests.WithLabelValues(name, method, strconv.Itoa(code)))
+		}
+		c.(prometheus.Counter).Inc()
+	})
 }
+
+// metricMethod bounds the method label: clients may send any token.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodOptions:
+		return strings.ToLower(m)
+	}
+	return "other"
+}
+
+// statusWriter remembers the status code a handler sent.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps net/http's sendfile path for file bodies.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (b *Box) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{})

@@ -154,6 +154,8 @@ type Store struct {
 	indexMu     sync.RWMutex
 	index       map[string]map[string]servedFile // pack → path → file
 	indexLoaded bool
+
+	hot *hotCache
 }
 
 // New validates cfg, creates the store's folders and removes the temporary
@@ -171,6 +173,7 @@ func New(cfg Config, db *sql.DB, http Doer, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
+		hot:      newHotCache(hotMaxBytes),
 		cfg:      cfg,
 		db:       db,
 		http:     http,

@@ -21,6 +21,8 @@ type servedFile struct {
 	size      int64
 	mediaType string
 	modTime   time.Time
+	etag      string // quoted hash
+	lastMod   string // modTime in http.TimeFormat
 }
 
 func (s *Store) invalidateIndex() {
@@ -67,6 +69,8 @@ func (s *Store) loadIndex(ctx context.Context) (map[string]map[string]servedFile
 			return nil, fmt.Errorf("load file index: %w", err)
 		}
 		f.modTime = time.UnixMilli(ms).UTC()
+		f.etag = `"` + f.hash + `"`
+		f.lastMod = f.modTime.Truncate(time.Second).Format(http.TimeFormat)
 		if idx[pack] == nil {
 			idx[pack] = make(map[string]servedFile)
 		}
@@ -104,21 +108,27 @@ func (s *Store) Open(ctx context.Context, pack, path string) (*os.File, File, er
 // (HTML, SVG, XML) is sandboxed so that a pack cannot run script in the
 // portal's origin.
 func (s *Store) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /c/{pack}/{path...}", s.serveFile)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			plainError(w, r, http.StatusMethodNotAllowed, "Méthode non autorisée", "Method not allowed")
-			return
-		}
-		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
-	})
-	return mux
+	return http.HandlerFunc(s.serveHTTP)
 }
 
-func (s *Store) serveFile(w http.ResponseWriter, r *http.Request) {
-	pack, path := r.PathValue("pack"), r.PathValue("path")
+// serveHTTP routes by hand rather than with a ServeMux: this is the hottest
+// path of the box and the route is a single prefix.
+func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		plainError(w, r, http.StatusMethodNotAllowed, "Méthode non autorisée", "Method not allowed")
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/c/")
+	if !ok {
+		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+		return
+	}
+	pack, path, _ := strings.Cut(rest, "/")
+	s.serveFile(w, r, pack, path)
+}
+
+func (s *Store) serveFile(w http.ResponseWriter, r *http.Request, pack, path string) {
 	if !idPattern.MatchString(pack) || !ValidPath(path) {
 		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
 		return
@@ -133,15 +143,6 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request) {
 		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
 		return
 	}
-	f, err := os.Open(s.blobPath(sf.hash))
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Error("serve pack file", "pack", pack, "path", path, "err", err)
-		}
-		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
-		return
-	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	// Blobs never change but a pack path may name another blob after an
@@ -150,12 +151,44 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request) {
 	if activeContent(sf.mediaType) {
 		h.Set("Content-Security-Policy", "sandbox; default-src 'self' 'unsafe-inline'")
 	}
-	httpserve.Serve(w, r, f, httpserve.Meta{
-		Size:        sf.size,
-		ETag:        `"` + sf.hash + `"`,
-		ContentType: sf.mediaType,
-		ModTime:     sf.modTime,
-	})
+	meta := httpserve.Meta{
+		Size:         sf.size,
+		ETag:         sf.etag,
+		ContentType:  sf.mediaType,
+		ModTime:      sf.modTime,
+		LastModified: sf.lastMod,
+	}
+	if sf.size <= hotMaxFile {
+		b, ok := s.hot.get(sf.hash)
+		if !ok {
+			if b, err = s.readSmallBlob(sf.hash, sf.size); err != nil {
+				s.blobError(w, r, pack, path, err)
+				return
+			}
+			s.hot.put(sf.hash, b)
+		}
+		httpserve.ServeBytes(w, r, b, meta)
+		return
+	}
+	f, err := openBlobFile(s.blobPath(sf.hash))
+	if err != nil {
+		s.blobError(w, r, pack, path, err)
+		return
+	}
+	defer f.Close()
+	httpserve.Serve(w, r, f, meta)
+}
+
+// blobError answers a request whose blob cannot be read: gone (a removal
+// committed after the index was read) or broken.
+func (s *Store) blobError(w http.ResponseWriter, r *http.Request, pack, path string, err error) {
+	h := w.Header()
+	h.Del("Cache-Control")
+	h.Del("Content-Security-Policy")
+	if !errors.Is(err, fs.ErrNotExist) {
+		s.log.Error("serve pack file", "pack", pack, "path", path, "err", err)
+	}
+	plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
 }
 
 // activeContent reports media types a browser may run script in.

@@ -32,19 +32,48 @@ type Meta struct {
 	ETag        string    // a strong entity tag, quoted: "\"abc\""
 	ContentType string    // sent as is; never sniffed
 	ModTime     time.Time // Last-Modified; zero means none
+	// LastModified, when set, is ModTime already in http.TimeFormat: callers
+	// serving the same file often format it once.
+	LastModified string
 }
 
 // Serve answers a GET or HEAD request for f, whose metadata is m. The caller
 // sets any extra headers (Cache-Control, security headers) before calling,
-// and is responsible for the method check. f's offset is changed.
+// and is responsible for the method check. f must be at offset 0 (just
+// opened), which saves a seek for whole-file answers; its offset is changed.
 func Serve(w http.ResponseWriter, r *http.Request, f *os.File, m Meta) {
+	pos := int64(0)
+	serve(w, r, m, func(start, length int64) bool {
+		ok := copyRange(w, f, pos != start, start, length)
+		pos = start + length
+		return ok
+	})
+}
+
+// ServeBytes is Serve for a representation held in memory: small, hot files
+// whose open, fstat and sendfile would cost more than a copy.
+func ServeBytes(w http.ResponseWriter, r *http.Request, b []byte, m Meta) {
+	m.Size = int64(len(b))
+	serve(w, r, m, func(start, length int64) bool {
+		_, err := w.Write(b[start : start+length])
+		return err == nil
+	})
+}
+
+// serve does the HTTP part of Serve and ServeBytes; body writes length bytes
+// of the representation from start and reports success.
+func serve(w http.ResponseWriter, r *http.Request, m Meta, body func(start, length int64) bool) {
 	h := w.Header()
 	modTime := m.ModTime.UTC().Truncate(time.Second)
 	if m.ETag != "" {
 		h.Set("ETag", m.ETag)
 	}
 	if !m.ModTime.IsZero() {
-		h.Set("Last-Modified", modTime.Format(http.TimeFormat))
+		lm := m.LastModified
+		if lm == "" {
+			lm = modTime.Format(http.TimeFormat)
+		}
+		h.Set("Last-Modified", lm)
 	}
 	h.Set("Accept-Ranges", "bytes")
 
@@ -105,7 +134,7 @@ func Serve(w http.ResponseWriter, r *http.Request, f *os.File, m Meta) {
 		if r.Method == http.MethodHead {
 			return
 		}
-		copyRange(w, f, 0, m.Size)
+		body(0, m.Size)
 	case 1:
 		ra := ranges[0]
 		h.Set("Content-Range", ra.ContentRange(m.Size))
@@ -114,7 +143,7 @@ func Serve(w http.ResponseWriter, r *http.Request, f *os.File, m Meta) {
 		if r.Method == http.MethodHead {
 			return
 		}
-		copyRange(w, f, ra.Start, ra.Length)
+		body(ra.Start, ra.Length)
 	default:
 		boundary := newBoundary()
 		parts := make([]string, len(ranges))
@@ -135,7 +164,7 @@ func Serve(w http.ResponseWriter, r *http.Request, f *os.File, m Meta) {
 			if _, err := io.WriteString(w, parts[i]); err != nil {
 				return
 			}
-			if !copyRange(w, f, ra.Start, ra.Length) {
+			if !body(ra.Start, ra.Length) {
 				return
 			}
 		}
@@ -145,9 +174,11 @@ func Serve(w http.ResponseWriter, r *http.Request, f *os.File, m Meta) {
 
 // copyRange writes length bytes of f from start. The writer and the file are
 // passed to io.CopyN unwrapped, so net/http can use sendfile.
-func copyRange(w io.Writer, f *os.File, start, length int64) bool {
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		return false
+func copyRange(w io.Writer, f *os.File, seek bool, start, length int64) bool {
+	if seek {
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			return false
+		}
 	}
 	_, err := io.CopyN(w, f, length)
 	return err == nil

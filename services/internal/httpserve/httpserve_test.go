@@ -126,7 +126,9 @@ type fixture struct {
 	meta Meta
 }
 
-func newFixture(t *testing.T) fixture {
+// newFixture serves a 100 kB body from a file (Serve) or, with inMemory,
+// from a byte slice (ServeBytes): both must answer the same.
+func newFixture(t *testing.T, inMemory bool) fixture {
 	t.Helper()
 	body := make([]byte, 100000)
 	for i := range body {
@@ -143,6 +145,10 @@ func newFixture(t *testing.T) fixture {
 		ModTime:     time.Date(2026, 11, 23, 8, 30, 0, 0, time.UTC),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inMemory {
+			ServeBytes(w, r, body, meta)
+			return
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			http.Error(w, err.Error(), 500)
@@ -156,7 +162,11 @@ func newFixture(t *testing.T) fixture {
 }
 
 func TestServe(t *testing.T) {
-	fx := newFixture(t)
+	t.Run("file", func(t *testing.T) { testServe(t, newFixture(t, false)) })
+	t.Run("bytes", func(t *testing.T) { testServe(t, newFixture(t, true)) })
+}
+
+func testServe(t *testing.T, fx fixture) {
 	lm := fx.meta.ModTime.Format(http.TimeFormat)
 	before := fx.meta.ModTime.Add(-time.Hour).Format(http.TimeFormat)
 	tests := []struct {
