@@ -665,11 +665,13 @@ func (imp *importer) checkDir(name string) error {
 	return nil
 }
 
-// removeUnreferenced deletes the blobs among hashes that no pack references.
+// removeUnreferenced deletes the blobs among hashes that no pack references
+// and no owner pinned.
 func (s *Store) removeUnreferenced(ctx context.Context, hashes map[string]bool) {
 	for h := range hashes {
 		var one int
-		err := s.db.QueryRowContext(ctx, "SELECT 1 FROM content_files WHERE sha256 = ? LIMIT 1", h).Scan(&one)
+		err := s.db.QueryRowContext(ctx, `SELECT 1 FROM content_files WHERE sha256 = ?1
+			UNION ALL SELECT 1 FROM content_pins WHERE sha256 = ?1 LIMIT 1`, h).Scan(&one)
 		if !errors.Is(err, errNoRows) {
 			continue // referenced, or unknown: keep it, GC will decide
 		}

@@ -62,7 +62,7 @@ func (s *Store) GC(ctx context.Context, olderThan time.Duration) (removed int, f
 }
 
 func (s *Store) referencedBlobs(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT sha256 FROM content_files")
+	rows, err := s.db.QueryContext(ctx, "SELECT sha256 FROM content_files UNION SELECT sha256 FROM content_pins")
 	if err != nil {
 		return nil, fmt.Errorf("list referenced blobs: %w", err)
 	}

@@ -91,5 +91,19 @@ CREATE VIRTUAL TABLE content_search USING fts5(
 	tokenize = 'unicode61 remove_diacritics 2'
 );
 `,
+	}, {
+		Version: 2,
+		Name:    "pinned blobs",
+		SQL: `
+-- Blobs other components stored (pupils' hand-ins): GC and pack removal
+-- keep a blob while any owner pins it.
+CREATE TABLE content_pins (
+	owner     TEXT NOT NULL,
+	sha256    TEXT NOT NULL,
+	pinned_at INTEGER NOT NULL, -- unix milliseconds
+	PRIMARY KEY (owner, sha256)
+) STRICT;
+CREATE INDEX content_pins_sha256 ON content_pins(sha256);
+`,
 	}}
 }
