@@ -17,9 +17,10 @@ build: bin/preau
 bin/preau: FORCE
 	$(GO) build -tags $(TAGS) -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./cmd/preau
 
-# The box on this machine: demo content, loopback only, state in ./var.
+# The box on this machine: demo content, loopback only, state in ./var;
+# DNS on 127.0.0.1:8053 (try: dig @127.0.0.1 -p 8053 connectivitycheck.gstatic.com).
 run: bin/preau
-	./bin/preau run --data ./var --http 127.0.0.1:8080 --demo
+	./bin/preau run --data ./var --http 127.0.0.1:8080 --dns 127.0.0.1:8053 --demo
 
 vet:
 	$(GO) vet -tags $(TAGS) ./...

@@ -43,6 +43,8 @@ type Options struct {
 	Demo bool
 	// Listeners, when set, replace the configured addresses (tests).
 	Listeners []net.Listener
+	// DNSAddr, when set, replaces dns.listen (`preau run --dns`).
+	DNSAddr string
 }
 
 // Box is a running appliance.
@@ -56,6 +58,7 @@ type Box struct {
 	content *content.Store
 	portal  *portal.Portal
 	uplink  *uplink.Monitor
+	lan     *lan
 	metrics *prometheus.Registry
 	http    *http.Client
 
@@ -140,10 +143,17 @@ var applianceMigrations = []store.Migration{
 	) STRICT`},
 }
 
-func convertMigrations(ms []content.Migration) []store.Migration {
+// convertMigrations turns a component's migrations into the store's. Each
+// component declares its own Migration type (it must not import the
+// store); they all share the store's shape.
+func convertMigrations[M ~struct {
+	Version int
+	Name    string
+	SQL     string
+}](ms []M) []store.Migration {
 	out := make([]store.Migration, len(ms))
 	for i, m := range ms {
-		out[i] = store.Migration{Version: m.Version, Name: m.Name, SQL: m.SQL}
+		out[i] = store.Migration(m)
 	}
 	return out
 }
@@ -218,7 +228,11 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 		}
 		b.listeners = ls
 	}
+	if err := b.newLAN(ctx); err != nil {
+		return nil, err
+	}
 	if b.control, err = listenControl(controlPath(cfg.Box.DataDir)); err != nil {
+		b.lan.close()
 		return nil, err
 	}
 	ok = true
@@ -258,16 +272,9 @@ func (b *Box) Serve(ctx context.Context) error {
 	handler := b.lanHandler()
 	var parts []part
 	for _, l := range b.listeners {
-		srv := &http.Server{
-			Handler:           handler,
-			ConnContext:       rememberConn,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(b.log.With("component", "http").Handler(), slog.LevelWarn),
-		}
-		parts = append(parts, serveHTTP("http "+l.Addr().String(), srv, l, shutdown))
+		parts = append(parts, serveHTTP("http "+l.Addr().String(), b.newHTTPServer(handler), l, shutdown))
 	}
+	parts = append(parts, b.lan.parts(b, shutdown)...)
 	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),

@@ -38,6 +38,8 @@ func startBox(t *testing.T, dataDir string, demoPack bool) *testBox {
 	cfg.Box.DataDir = dataDir
 	cfg.Box.Name = "École de test"
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
+	cfg.DNS.Listen = []string{"127.0.0.1:0"}
+	cfg.DNS.Upstreams = []string{"127.0.0.1:9"} // nothing answers: offline
 	cfg.HTTP.ShutdownTimeout = "5s"
 	cfg.Uplink.ProbeURLs = nil
 	ctx, cancel := context.WithCancel(context.Background())

@@ -54,6 +54,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args[1:], stdout, stderr, lang)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr, lang)
+	case "captive":
+		return cmdCaptive(args[1:], stdout, stderr, lang)
 	case "help", "-h", "--help":
 		usage(stdout, lang)
 		return ExitOK
@@ -90,12 +92,13 @@ func usage(w io.Writer, lang string) {
 	fmt.Fprint(w, tr(lang, `Utilisation : preau COMMANDE [options]
 
 Commandes :
-  run [--config FICHIER] [--data DOSSIER] [--http ADRESSE] [--demo]
-                          démarre la box (portail, contenus)
+  run [--config FICHIER] [--data DOSSIER] [--http ADRESSE] [--dns ADRESSE] [--demo]
+                          démarre la box (portail, contenus, DNS, portail captif)
   import PAQUET [--config FICHIER] [--data DOSSIER]
                           importe un paquet de contenus (dossier, .tar, .tar.zst ou URL)
   status [--json] [--config FICHIER] [--data DOSSIER]
                           état de la box en cours d'exécution
+  captive status [--json] appareils du réseau et acceptation de la charte
   check-config FICHIER    vérifie un fichier de configuration
   version                 affiche la version
 
@@ -104,12 +107,13 @@ Messages en anglais : PREAU_LANG=en.
 `, `Usage: preau COMMAND [options]
 
 Commands:
-  run [--config FILE] [--data DIR] [--http ADDR] [--demo]
-                          start the box (portal, content)
+  run [--config FILE] [--data DIR] [--http ADDR] [--dns ADDR] [--demo]
+                          start the box (portal, content, DNS, captive portal)
   import PACK [--config FILE] [--data DIR]
                           import a content pack (folder, .tar, .tar.zst or URL)
   status [--json] [--config FILE] [--data DIR]
                           state of the running box
+  captive status [--json] LAN devices and charter acceptance
   check-config FILE       check a configuration file
   version                 print the version
 
@@ -200,6 +204,7 @@ func cmdRun(args []string, stderr io.Writer, lang string) int {
 	var cf commonFlags
 	cf.register(fs, true)
 	demoFlag := fs.Bool("demo", false, "import the demo pack on first start")
+	dnsFlag := fs.String("dns", "", "DNS listen address (replaces dns.listen)")
 	pos, ok := parseFlags(fs, args, stderr)
 	if !ok || len(pos) > 0 {
 		return ExitUsage
@@ -213,7 +218,7 @@ func cmdRun(args []string, stderr io.Writer, lang string) int {
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	box, err := New(ctx, cfg, Options{Demo: *demoFlag}, log)
+	box, err := New(ctx, cfg, Options{Demo: *demoFlag, DNSAddr: *dnsFlag}, log)
 	if err != nil {
 		log.Error("démarrage impossible", "err", err)
 		printErr(stderr, lang, err)
@@ -436,4 +441,39 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(256 << 20)
 	}
+}
+
+func cmdCaptive(args []string, stdout, stderr io.Writer, lang string) int {
+	if len(args) == 0 || args[0] != "status" {
+		fmt.Fprintln(stderr, tr(lang, "utilisation : preau captive status [--json] [--data DOSSIER]", "usage: preau captive status [--json] [--data DIR]"))
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("captive status", flag.ContinueOnError)
+	var cf commonFlags
+	cf.register(fs, false)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if pos, ok := parseFlags(fs, args[1:], stderr); !ok || len(pos) > 0 {
+		return ExitUsage
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		printErr(stderr, lang, err)
+		return ExitConfig
+	}
+	c := dialControl(cfg.Box.DataDir)
+	if c == nil {
+		fmt.Fprintln(stderr, tr(lang, "preau : aucune box ne tourne sur "+cfg.Box.DataDir, "preau: no box is running on "+cfg.Box.DataDir))
+		return ExitFailure
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	path := "/v1/captive/status?lang=" + lang
+	if *asJSON {
+		path = "/v1/captive/devices"
+	}
+	if err := c.get(ctx, path, stdout); err != nil {
+		printErr(stderr, lang, err)
+		return ExitFailure
+	}
+	return ExitOK
 }

@@ -40,6 +40,11 @@ type Config struct {
 	Portal  PortalConfig  `toml:"portal"`
 	Uplink  UplinkConfig  `toml:"uplink"`
 	Log     LogConfig     `toml:"log"`
+	Captive CaptiveConfig `toml:"captive"`
+	DNS     DNSConfig     `toml:"dns"`
+	MDNS    MDNSConfig    `toml:"mdns"`
+	DHCP    DHCPConfig    `toml:"dhcp"`
+	Gateway GatewayConfig `toml:"gateway"`
 }
 
 // BoxConfig names the school and says where the box keeps its state.
@@ -94,7 +99,7 @@ type LogConfig struct {
 
 // Defaults returns the configuration used when no file exists.
 func Defaults() Config {
-	return Config{
+	c := Config{
 		Version: ConfigVersion,
 		Box:     BoxConfig{Name: "Préau", DataDir: DefaultDataDir},
 		HTTP:    HTTPConfig{Listen: []string{DefaultHTTPAddr}, ShutdownTimeout: "15s"},
@@ -103,6 +108,8 @@ func Defaults() Config {
 		Uplink:  UplinkConfig{ProbeURLs: []string{"https://apps.education.fr/"}, Interval: "5m"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 	}
+	lanDefaults(&c)
+	return c
 }
 
 // Problem is one thing wrong in a configuration file, in French and English.
@@ -209,6 +216,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 
 	cfg := Defaults()
 	cfg.HTTP.Listen, cfg.Uplink.ProbeURLs = nil, nil
+	cfg.Captive.HTTPSListen, cfg.DNS.Listen, cfg.DNS.ShortNames = nil, nil, nil
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, &ConfigError{File: name, Problems: decodeProblems(err, lines)}
@@ -218,6 +226,20 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	if _, set := lookup(raw, "uplink.probe_urls"); !set {
 		cfg.Uplink.ProbeURLs = Defaults().Uplink.ProbeURLs
+	}
+	def := Defaults()
+	for _, k := range lanListKeys {
+		if _, set := lookup(raw, k); set {
+			continue
+		}
+		switch k {
+		case "captive.https_listen":
+			cfg.Captive.HTTPSListen = def.Captive.HTTPSListen
+		case "dns.listen":
+			cfg.DNS.Listen = def.DNS.Listen
+		case "dns.short_names":
+			cfg.DNS.ShortNames = def.DNS.ShortNames
+		}
 	}
 	if probs := cfg.problems(); len(probs) > 0 {
 		for i := range probs {
@@ -294,6 +316,7 @@ func (c Config) problems() []Problem {
 		bad("log.format", fmt.Sprintf("« %s » inconnu ; attendu : auto, text, json ou journal", c.Log.Format),
 			fmt.Sprintf("%q unknown; expected auto, text, json or journal", c.Log.Format))
 	}
+	c.lanProblems(bad)
 	return ps
 }
 
@@ -474,6 +497,12 @@ var keyTypes = func() map[string][2]string {
 		"log.level":         text, "log.format": text,
 	}
 }()
+
+func init() {
+	for k, v := range lanKeyTypes {
+		keyTypes[k] = v
+	}
+}
 
 // knownKeys lists the keys allowed in the table that holds key.
 func knownKeys(key string) string {

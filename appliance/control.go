@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,22 @@ func (e *controlError) Error() string { return e.FR }
 func (b *Box) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", b.serveHealth)
+	mux.HandleFunc("GET /v1/captive/devices", func(w http.ResponseWriter, r *http.Request) {
+		devs, err := b.lan.captive.Devices(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(devs)
+	})
+	mux.HandleFunc("GET /v1/captive/status", func(w http.ResponseWriter, r *http.Request) {
+		lang := r.URL.Query().Get("lang")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := b.lan.captive.WriteStatus(r.Context(), w, lang); err != nil {
+			b.log.Warn("captive status", "err", err)
+		}
+	})
 	mux.HandleFunc("GET /v1/packs", func(w http.ResponseWriter, r *http.Request) {
 		packs, err := b.content.Packs(r.Context())
 		if err != nil {
@@ -176,4 +194,20 @@ func (c *controlClient) importPack(ctx context.Context, source string, progress 
 		return content.PackInfo{}, fmt.Errorf("read the running box's answer: %w", err)
 	}
 	return content.PackInfo{}, errors.New("the running box ended the import without an answer")
+}
+
+// get fetches a control-socket path and copies the body to w.
+func (c *controlClient) get(ctx context.Context, path string, w io.Writer) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://preau"+path, nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask the running box: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("ask the running box: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }

@@ -15,8 +15,13 @@ import (
 	"preau/services/portal"
 )
 
-// lanHandler is what the school LAN sees.
+// lanHandler is what the school LAN sees: the captive portal first (OS
+// probes by Host, the charter, the RFC 8908 API), then the box's routes.
 func (b *Box) lanHandler() http.Handler {
+	return b.lan.captive.Handler(b.routes())
+}
+
+func (b *Box) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", b.instrument("healthz", http.HandlerFunc(b.serveHealth)))
 	mux.Handle("GET /metrics", b.metricsHandler())

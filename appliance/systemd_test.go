@@ -130,7 +130,7 @@ func TestSocketActivation(t *testing.T) {
 	ns, nsPath := listenNotify(t)
 	dir := t.TempDir()
 	// LISTEN_PID must be the service's own PID: a shell sets it, then execs.
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" run --data "$1" --http 127.0.0.1:1`, bin, dir)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" run --data "$1" --http 127.0.0.1:1 --dns 127.0.0.1:0`, bin, dir)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+nsPath)
 	cmd.ExtraFiles = []*os.File{f}
 	var stderr strings.Builder
