@@ -278,7 +278,7 @@ var lanKeyTypes = func() map[string][2]string {
 		"captive.https_listen": list, "captive.day_end": text, "captive.accept_for": text,
 		"dns.enabled": boolean, "dns.listen": list, "dns.zone": text, "dns.short_names": list,
 		"dns.addresses": list, "dns.upstreams": list, "dns.lan_prefixes": list,
-		"dns.rate_limit": {"un nombre entier, par ex. 20", "a whole number, e.g. 20"},
+		"dns.rate_limit":  {"un nombre entier, par ex. 20", "a whole number, e.g. 20"},
 		"mdns.interfaces": list, "mdns.host_name": text,
 		"dhcp.enabled": boolean, "dhcp.interface": text, "dhcp.server_ip": text, "dhcp.subnet": text,
 		"dhcp.pool_start": text, "dhcp.pool_end": text, "dhcp.router": text, "dhcp.lease_time": text, "dhcp.static": list,

@@ -116,11 +116,11 @@ func (b *Box) newLAN(ctx context.Context) (err error) {
 	}
 	if cfg.DHCP.Enabled {
 		dc := dhcp.Config{
-			Interface: cfg.DHCP.Interface,
-			ServerIP:  netip.MustParseAddr(cfg.DHCP.ServerIP),
-			Subnet:    netip.MustParsePrefix(cfg.DHCP.Subnet),
-			PoolStart: netip.MustParseAddr(cfg.DHCP.PoolStart),
-			PoolEnd:   netip.MustParseAddr(cfg.DHCP.PoolEnd),
+			Interface:  cfg.DHCP.Interface,
+			ServerIP:   netip.MustParseAddr(cfg.DHCP.ServerIP),
+			Subnet:     netip.MustParsePrefix(cfg.DHCP.Subnet),
+			PoolStart:  netip.MustParseAddr(cfg.DHCP.PoolStart),
+			PoolEnd:    netip.MustParseAddr(cfg.DHCP.PoolEnd),
 			DomainName: strings.TrimSuffix(cfg.DNS.Zone, "."),
 			LeaseTime:  mustDuration(cfg.DHCP.LeaseTime),
 			Static:     map[string]netip.Addr{},
