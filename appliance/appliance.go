@@ -231,6 +231,7 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 	if err := b.newLAN(ctx); err != nil {
 		return nil, err
 	}
+	b.registerLANMetrics(b.metrics)
 	if b.control, err = listenControl(controlPath(cfg.Box.DataDir)); err != nil {
 		b.lan.close()
 		return nil, err
