@@ -1,0 +1,5 @@
+//go:build !race
+
+package assignments
+
+const raceEnabled = false
