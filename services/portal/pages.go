@@ -91,6 +91,7 @@ type pageData struct {
 	Lang, SwitchLang, SwitchLabel, SwitchURL string
 	School, Title, Description               string
 	CSS, Icon, Status, Query                 string
+	HandIn                                   string
 	Nav                                      []link
 
 	Home   *homeView
@@ -120,6 +121,7 @@ func (p *Portal) newPage(r *http.Request, title string) *pageData {
 		Title:       title,
 		CSS:         p.css,
 		Icon:        p.icon,
+		HandIn:      p.cfg.HandInURL,
 	}
 	if p.up != nil {
 		d.Status = "offline"

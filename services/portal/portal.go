@@ -68,6 +68,9 @@ type Config struct {
 	// DefaultLanguage is "fr" or "en", used when the visitor has not chosen.
 	// Default "fr".
 	DefaultLanguage string
+	// HandInURL, when set, is linked from every page's header as "Rendre
+	// un devoir" (the assignments component's pupil pages).
+	HandInURL string
 	// ContentPrefix is where pack files are served, with both slashes.
 	// Default "/c/".
 	ContentPrefix string
@@ -214,3 +217,7 @@ func (p *Portal) lang(r *http.Request) string {
 	}
 	return p.cfg.DefaultLanguage
 }
+
+// StylesheetURL is the URL of the portal's stylesheet (its name carries
+// the content hash), for other components' pages to share the look.
+func (p *Portal) StylesheetURL() string { return p.css }
