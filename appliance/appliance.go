@@ -190,9 +190,12 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 			b.Close()
 		}
 	}()
+	interval := mustDuration(cfg.Uplink.Interval)
 	if b.uplink, err = uplink.New(uplink.Config{
 		ProbeURLs: cfg.Uplink.ProbeURLs,
-		Interval:  mustDuration(cfg.Uplink.Interval),
+		Interval:  interval,
+		// Offline retries start at 15 s, or at the interval when shorter.
+		MinRetry: min(15*time.Second, interval),
 	}, b.http, log.With("component", "uplink")); err != nil {
 		return nil, err
 	}

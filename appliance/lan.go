@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -418,6 +419,22 @@ func (b *Box) newHTTPServer(h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(b.log.With("component", "http").Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(httpErrorLog{b.log.With("component", "http")}, "", 0),
 	}
+}
+
+// httpErrorLog receives net/http's server errors. TLS handshake failures
+// are routine on a captive network (every tablet tries HTTPS on redirected
+// names and refuses the box's certificate): they go to debug, the rest to
+// warn.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (h httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(msg, "TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	h.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }
