@@ -59,6 +59,7 @@ type Box struct {
 	portal  *portal.Portal
 	uplink  *uplink.Monitor
 	lan     *lan
+	handin  *handin
 	metrics *prometheus.Registry
 	http    *http.Client
 
@@ -199,11 +200,15 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 	}, b.http, log.With("component", "uplink")); err != nil {
 		return nil, err
 	}
-	pcfg := portal.Config{SchoolName: cfg.Box.Name, DefaultLanguage: cfg.Portal.Language, ContentPrefix: "/c/"}.WithDefaults()
+	pcfg := portal.Config{SchoolName: cfg.Box.Name, DefaultLanguage: cfg.Portal.Language, ContentPrefix: "/c/",
+		HandInURL: "/devoirs/"}.WithDefaults()
 	if b.portal, err = portal.New(pcfg, catalog{b.content}, b.uplink, log.With("component", "portal")); err != nil {
 		return nil, err
 	}
 	b.metrics = b.newMetrics()
+	if err := b.newHandIn(ctx); err != nil {
+		return nil, err
+	}
 
 	if opts.Demo {
 		if err := b.importDemo(ctx); err != nil {
@@ -279,6 +284,7 @@ func (b *Box) Serve(ctx context.Context) error {
 		parts = append(parts, serveHTTP("http "+l.Addr().String(), b.newHTTPServer(handler), l, shutdown))
 	}
 	parts = append(parts, b.lan.parts(b, shutdown)...)
+	parts = append(parts, b.handin.parts()...)
 	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),

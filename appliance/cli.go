@@ -56,6 +56,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr, lang)
 	case "captive":
 		return cmdCaptive(args[1:], stdout, stderr, lang)
+	case "sync":
+		return cmdSync(args[1:], stdout, stderr, lang)
+	case "export":
+		return cmdExport(args[1:], stdout, stderr, lang)
+	case "teacher":
+		return cmdTeacher(args[1:], stdout, stderr, lang, os.Stdin)
 	case "help", "-h", "--help":
 		usage(stdout, lang)
 		return ExitOK
@@ -99,6 +105,11 @@ Commandes :
   status [--json] [--config FICHIER] [--data DOSSIER]
                           état de la box en cours d'exécution
   captive status [--json] appareils du réseau et acceptation de la charte
+  sync status [--json]    file d'envoi des devoirs, débit, plages horaires
+  sync now                envoyer maintenant, hors des plages horaires
+  export --to DOSSIER     écrit les envois en attente sur une clé USB (lot vérifiable)
+  teacher add IDENTIFIANT "Prénom Nom"
+                          crée un compte enseignant (mot de passe lu sur l'entrée)
   check-config FICHIER    vérifie un fichier de configuration
   version                 affiche la version
 
@@ -114,6 +125,11 @@ Commands:
   status [--json] [--config FILE] [--data DIR]
                           state of the running box
   captive status [--json] LAN devices and charter acceptance
+  sync status [--json]    hand-in outbox, rate, time windows
+  sync now                send now, outside the time windows
+  export --to DIR         write pending deliveries to a USB key (self-verifying bundle)
+  teacher add LOGIN "First Last"
+                          create a teacher account (password read from input)
   check-config FILE       check a configuration file
   version                 print the version
 
@@ -372,6 +388,7 @@ var phaseNames = map[string][2]string{
 	"verify":   {"vérification", "verify"},
 	"copy":     {"copie", "copy"},
 	"commit":   {"enregistrement", "commit"},
+	"export":   {"export", "export"},
 }
 
 func (p *progressBar) update(pr content.Progress) {

@@ -45,6 +45,9 @@ type Config struct {
 	MDNS    MDNSConfig    `toml:"mdns"`
 	DHCP    DHCPConfig    `toml:"dhcp"`
 	Gateway GatewayConfig `toml:"gateway"`
+	Sync    SyncConfig    `toml:"sync"`
+	// Destinations of hand-ins, by id: [destinations.nuage-cm2].
+	Destinations map[string]DestinationConfig `toml:"destinations"`
 }
 
 // BoxConfig names the school and says where the box keeps its state.
@@ -109,6 +112,7 @@ func Defaults() Config {
 		Log:     LogConfig{Level: "info", Format: "auto"},
 	}
 	lanDefaults(&c)
+	syncDefaults(&c)
 	return c
 }
 
@@ -317,6 +321,7 @@ func (c Config) problems() []Problem {
 			fmt.Sprintf("%q unknown; expected auto, text, json or journal", c.Log.Format))
 	}
 	c.lanProblems(bad)
+	c.syncProblems(bad)
 	return ps
 }
 
@@ -499,8 +504,10 @@ var keyTypes = func() map[string][2]string {
 }()
 
 func init() {
-	for k, v := range lanKeyTypes {
-		keyTypes[k] = v
+	for _, m := range []map[string][2]string{lanKeyTypes, syncKeyTypes} {
+		for k, v := range m {
+			keyTypes[k] = v
+		}
 	}
 }
 

@@ -84,6 +84,7 @@ func (b *Box) controlHandler() http.Handler {
 		json.NewEncoder(w).Encode(packs)
 	})
 	mux.HandleFunc("POST /v1/import", b.serveImport)
+	b.syncControl(mux)
 	return mux
 }
 

@@ -26,6 +26,7 @@ func (b *Box) routes() http.Handler {
 	mux.Handle("GET /healthz", b.instrument("healthz", http.HandlerFunc(b.serveHealth)))
 	mux.Handle("GET /metrics", b.metricsHandler())
 	mux.Handle("/c/", b.instrument("content", corked(b.content.Handler())))
+	b.handInRoutes(mux)
 	mux.Handle("/", b.instrument("portal", b.portal.Handler()))
 	return mux
 }

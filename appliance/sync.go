@@ -1,0 +1,185 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"preau/appliance/store"
+	"preau/services/assignments"
+	"preau/sync/budget"
+	"preau/sync/outbox"
+	"preau/sync/uplink"
+	"preau/sync/usb"
+	"preau/sync/webdav"
+)
+
+// handin is the pupils' hand-in path: the assignments pages, the outbox
+// that delivers each file exactly once, the WebDAV connectors and the one
+// WAN budget every background upload goes through.
+type handin struct {
+	sched       *budget.Scheduler
+	outbox      *outbox.Outbox
+	assignments *assignments.Service
+	courier     *usb.Courier
+	conns       map[string]*webdav.Client
+	log         *slog.Logger
+}
+
+// newHandIn builds the hand-in path. The portal links to its pages.
+func (b *Box) newHandIn(ctx context.Context) error {
+	cfg := b.cfg
+	for _, m := range []struct {
+		name string
+		ms   []store.Migration
+	}{
+		{"outbox", convertMigrations(outbox.Migrations())},
+		{"assignments", convertMigrations(assignments.Migrations())},
+		{"usb", convertMigrations(usb.Migrations())},
+	} {
+		if err := b.store.Migrate(ctx, m.name, m.ms); err != nil {
+			return err
+		}
+	}
+	bc := budget.Config{TargetDelay: mustDuration(cfg.Sync.TargetDelay), Location: time.Local}
+	for _, w := range cfg.Sync.Windows {
+		sp, _ := budget.ParseSpan(w)
+		bc.Windows = append(bc.Windows, sp)
+	}
+	for _, w := range cfg.Sync.ClassHours {
+		sp, _ := budget.ParseSpan(w)
+		bc.ClassHours = append(bc.ClassHours, sp)
+	}
+	for _, h := range cfg.Sync.Holidays {
+		r, _ := budget.ParseDateRange(h)
+		bc.Holidays = append(bc.Holidays, r)
+	}
+	if cfg.Sync.MaxRate != "" {
+		bc.MaxRate = mustSize(cfg.Sync.MaxRate)
+	}
+	if cfg.Sync.DailyCap != "" {
+		bc.DailyCap = mustSize(cfg.Sync.DailyCap)
+	}
+	h := &handin{conns: map[string]*webdav.Client{}, log: b.log.With("component", "handin")}
+	var err error
+	if h.sched, err = budget.New(bc, b.uplink, time.Now, b.log.With("component", "budget")); err != nil {
+		return err
+	}
+	var dests []assignments.Destination
+	for id, d := range cfg.Destinations {
+		pw := ""
+		if d.PasswordFile != "" {
+			raw, err := os.ReadFile(d.PasswordFile)
+			if err != nil {
+				return fmt.Errorf("destination %s: read password file: %w", id, err)
+			}
+			pw = strings.TrimSpace(string(raw))
+		}
+		c, err := webdav.New(webdav.Config{URL: d.URL, User: d.User, Password: pw, Nickname: d.Nickname},
+			h.sched.Doer(budget.ClassHandIn), b.log.With("component", "webdav", "destination", id))
+		if err != nil {
+			return fmt.Errorf("destination %s: %w", id, err)
+		}
+		h.conns[id] = c
+		dests = append(dests, assignments.Destination{ID: id, Label: d.Label})
+	}
+	conns := outbox.ConnectorsFunc(func(dest string) (outbox.Connector, error) {
+		if c, ok := h.conns[dest]; ok {
+			return c, nil
+		}
+		return nil, fmt.Errorf("destination %q: %w", dest, outbox.ErrUnknownDestination)
+	})
+	gate := outbox.GateFunc(func(ctx context.Context) error { return h.sched.Wait(ctx, budget.ClassHandIn) })
+	if h.outbox, err = outbox.New(outbox.Config{Workers: cfg.Sync.Workers}, b.store.DB(), b.content, conns, gate,
+		b.log.With("component", "outbox")); err != nil {
+		return err
+	}
+	// Back online: items waiting out a backoff go now.
+	b.uplink.OnChange(func(st uplink.State) {
+		if st.Online {
+			h.outbox.RetryNow(context.Background())
+		}
+	})
+	if h.assignments, err = assignments.New(assignments.Config{
+		SchoolName:      cfg.Box.Name,
+		DefaultLanguage: cfg.Portal.Language,
+		StylesheetURL:   b.portal.StylesheetURL(),
+		PortalURL:       "/",
+		Destinations:    dests,
+		OnHandIn:        h.enqueue,
+	}, b.store.DB(), b.content, delivery{h.outbox}, b.log.With("component", "assignments")); err != nil {
+		return err
+	}
+	boxID := cfg.Box.UAI
+	if boxID == "" {
+		boxID, _ = os.Hostname()
+	}
+	if h.courier, err = usb.New(usb.Config{BoxID: boxID}, b.log.With("component", "usb")); err != nil {
+		return err
+	}
+	b.handin = h
+	b.metrics.MustRegister(h.sched.Collector(), h.outbox.Collector())
+	return nil
+}
+
+// enqueue puts every file of a committed hand-in in the outbox. Enqueue is
+// idempotent on the file's key, so the replay of hand-ins whose hook did
+// not return (a crash) adds nothing twice.
+func (h *handin) enqueue(ctx context.Context, hi assignments.HandIn) {
+	log := h.log
+	for _, f := range hi.Files {
+		it := outbox.Item{Key: f.Key, Destination: hi.Destination, RemotePath: f.Path, BlobHash: f.SHA256,
+			Size: f.Size, SHA256: f.SHA256, MediaType: f.MediaType, Priority: 10, CreatedAt: hi.Received}
+		if err := h.outbox.Enqueue(ctx, it); err != nil && !errors.Is(err, context.Canceled) {
+			// The hook runs again at the next start (PendingHandIns).
+			log.Error("mise en file d'envoi impossible", "key", f.Key, "err", err)
+		}
+	}
+}
+
+func (h *handin) parts() []part {
+	return []part{
+		{name: "budget", serve: h.sched.Serve},
+		{name: "outbox", serve: h.outbox.Serve},
+		{name: "assignments", serve: h.assignments.Serve},
+	}
+}
+
+// delivery adapts the outbox to the assignments' Delivery interface.
+type delivery struct{ o *outbox.Outbox }
+
+func (d delivery) State(ctx context.Context, key string) (assignments.DeliveryState, error) {
+	st, err := d.o.Get(ctx, key)
+	if errors.Is(err, outbox.ErrNotFound) {
+		return assignments.DeliveryState{}, fmt.Errorf("%s: %w", key, assignments.ErrNotQueued)
+	}
+	if err != nil {
+		return assignments.DeliveryState{}, err
+	}
+	fr, en := st.Label()
+	ds := assignments.DeliveryState{Message: fr, MessageEN: en}
+	switch st.State {
+	case outbox.StateDelivered:
+		ds.Status = assignments.DeliveryDelivered
+	case outbox.StateFailed:
+		ds.Status = assignments.DeliveryFailed
+	case outbox.StateSending, outbox.StateVerifying:
+		ds.Status = assignments.DeliverySending
+	default:
+		ds.Status = assignments.DeliveryQueued
+	}
+	return ds, nil
+}
+
+// handInRoutes mounts the pupils' and teachers' pages.
+func (b *Box) handInRoutes(mux *http.ServeMux) {
+	h := b.instrument("assignments", b.handin.assignments.Handler())
+	for _, p := range []string{"/devoirs", "/devoirs/", "/enseignant", "/enseignant/"} {
+		mux.Handle(p, h)
+	}
+}
