@@ -465,6 +465,12 @@ func TestKill9AtRandomInstants(t *testing.T) {
 					full = full * 4 / 5 // finished first: aim earlier
 				} else {
 					killed++
+					// A request whose client was killed may still be on its
+					// way to the server (bytes in the kernel's buffers) and
+					// create its temporary file a moment later. A real box
+					// takes seconds to restart; let the server settle so the
+					// next run's clean-up sees what the killed one left.
+					time.Sleep(300 * time.Millisecond)
 				}
 			}
 			runHelper(t, writeSpec("final", all), 0)
