@@ -268,18 +268,12 @@ func cmdStatus(args []string, stdout, stderr io.Writer, lang string) int {
 	var cf commonFlags
 	cf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if pos, ok := parseFlags(fs, args, stderr); !ok || len(pos) > 0 {
+	c, pos, rc := runningBox(fs, &cf, args, stderr, lang)
+	if rc != ExitOK {
+		return rc
+	}
+	if len(pos) > 0 {
 		return ExitUsage
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		printErr(stderr, lang, err)
-		return ExitConfig
-	}
-	c := dialControl(cfg.Box.DataDir)
-	if c == nil {
-		fmt.Fprintln(stderr, tr(lang, "preau : aucune box ne tourne sur "+cfg.Box.DataDir, "preau: no box is running on "+cfg.Box.DataDir))
-		return ExitFailure
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -469,18 +463,12 @@ func cmdCaptive(args []string, stdout, stderr io.Writer, lang string) int {
 	var cf commonFlags
 	cf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if pos, ok := parseFlags(fs, args[1:], stderr); !ok || len(pos) > 0 {
+	c, pos, rc := runningBox(fs, &cf, args[1:], stderr, lang)
+	if rc != ExitOK {
+		return rc
+	}
+	if len(pos) > 0 {
 		return ExitUsage
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		printErr(stderr, lang, err)
-		return ExitConfig
-	}
-	c := dialControl(cfg.Box.DataDir)
-	if c == nil {
-		fmt.Fprintln(stderr, tr(lang, "preau : aucune box ne tourne sur "+cfg.Box.DataDir, "preau: no box is running on "+cfg.Box.DataDir))
-		return ExitFailure
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

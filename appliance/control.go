@@ -96,18 +96,7 @@ func (b *Box) serveImport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want {\"source\": \"…\"}", http.StatusBadRequest)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	fl, _ := w.(http.Flusher)
-	var mu sync.Mutex
-	send := func(ev controlEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
+	send := ndjsonStream[controlEvent](w)
 	b.log.Info("import requested", "source", req.Source)
 	info, err := b.content.Import(r.Context(), req.Source, func(p content.Progress) { send(controlEvent{Progress: &p}) })
 	if err != nil {
@@ -211,4 +200,22 @@ func (c *controlClient) get(ctx context.Context, path string, w io.Writer) error
 	}
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// ndjsonStream starts a newline-delimited JSON answer and returns the
+// function that sends one event and flushes it, safe for concurrent use
+// (progress callbacks run on the worker's goroutine).
+func ndjsonStream[E any](w http.ResponseWriter) func(E) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	fl, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	return func(ev E) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(ev)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -91,18 +90,7 @@ func (b *Box) serveExport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want {\"dir\": \"/absolute/path\"}", http.StatusBadRequest)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	fl, _ := w.(http.Flusher)
-	var mu sync.Mutex
-	send := func(ev exportEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
+	send := ndjsonStream[exportEvent](w)
 	st, err := b.handin.outbox.Status(r.Context())
 	if err != nil {
 		send(exportEvent{Error: &controlError{FR: err.Error(), EN: err.Error()}})
