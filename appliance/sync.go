@@ -123,7 +123,7 @@ func (b *Box) newHandIn(ctx context.Context) error {
 		return err
 	}
 	b.handin = h
-	b.metrics.MustRegister(h.sched.Collector(), h.outbox.Collector())
+	b.metrics.MustRegister(h.sched.Collector(), h.outbox.Collector(), b.uplink.Collector())
 	return nil
 }
 

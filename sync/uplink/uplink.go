@@ -4,8 +4,11 @@
 // online. While online it probes rarely (Config.Interval, default 5 min);
 // while offline it retries with exponential backoff from MinRetry up to
 // Interval, so a cut link costs a handful of wake-ups an hour and no busy
-// loop (SPEC §3, sobriety). The scheduler of package sync will add passive
-// capacity and RTT estimates from real transfers.
+// loop (SPEC §3, sobriety). The WAN scheduler (sync/budget) reports what
+// its transfers measure through ObservePath: the capacity and base RTT of
+// the path, estimated passively; a report while offline makes the monitor
+// probe at once rather than wait for its backoff. The time to answer of
+// each successful probe is the rare active RTT measurement.
 //
 // Imported by appliance only; other components read the state through the
 // small interfaces they declare (e.g. portal.Uplink).
@@ -74,6 +77,15 @@ type State struct {
 	Checked   time.Time // last probe; zero before the first
 	Changed   time.Time // last transition
 	LastError string
+
+	// ProbeRTT is the time the last successful probe took to answer
+	// (an upper bound of the path's RTT: the server's time is in it).
+	ProbeRTT time.Duration
+	// Passive estimates from the scheduler's transfers; zero until known.
+	BaseRTT      time.Duration // least RTT of the path
+	CapacityUp   float64       // bytes/s the path carried upward while full
+	CapacityDown float64       // bytes/s the path carried downward while full
+	Estimated    time.Time     // last estimate
 }
 
 // Monitor probes the uplink. Its zero state is offline.
@@ -81,6 +93,8 @@ type Monitor struct {
 	cfg  Config
 	http Doer
 	log  *slog.Logger
+
+	kick chan struct{}
 
 	mu    sync.Mutex
 	state State
@@ -93,7 +107,7 @@ func New(cfg Config, d Doer, log *slog.Logger) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Monitor{cfg: cfg, http: d, log: log}, nil
+	return &Monitor{cfg: cfg, http: d, log: log, kick: make(chan struct{}, 1)}, nil
 }
 
 // Online reports the last known state.
@@ -125,8 +139,8 @@ func (m *Monitor) Serve(ctx context.Context) error {
 	}
 	retry := m.cfg.MinRetry
 	for {
-		err := m.probe(ctx)
-		m.record(err)
+		took, err := m.probe(ctx)
+		m.record(err, took)
 		wait := m.cfg.Interval
 		if err != nil {
 			wait = retry + time.Duration(rand.Int64N(int64(retry)/4+1)) // jitter
@@ -140,12 +154,53 @@ func (m *Monitor) Serve(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-m.kick: // a transfer went through: probe now
+			t.Stop()
+			retry = m.cfg.MinRetry
 		}
 	}
 }
 
-// probe returns nil as soon as one URL answers.
-func (m *Monitor) probe(ctx context.Context) error {
+// ObservePath takes what the WAN scheduler measured on its own transfers:
+// the rate the path carried each way while it was full (bytes/s, 0 when
+// not measured) and its base RTT (0 when unknown). Capacity estimates
+// follow a higher figure at once and a lower one slowly (a full path
+// shared with the school's own traffic shows less than its capacity);
+// estimates older than a day are replaced. If the monitor believes the
+// link is down, it probes again at once.
+func (m *Monitor) ObservePath(up, down float64, baseRTT time.Duration) {
+	now := time.Now()
+	m.mu.Lock()
+	st := &m.state
+	stale := now.Sub(st.Estimated) > 24*time.Hour
+	for _, e := range []struct {
+		obs float64
+		est *float64
+	}{{up, &st.CapacityUp}, {down, &st.CapacityDown}} {
+		switch {
+		case e.obs <= 0:
+		case stale || e.obs > *e.est:
+			*e.est = e.obs
+		default:
+			*e.est = 0.9**e.est + 0.1*e.obs
+		}
+	}
+	if baseRTT > 0 && (stale || st.BaseRTT == 0 || baseRTT < st.BaseRTT || now.Sub(st.Estimated) > time.Hour) {
+		st.BaseRTT = baseRTT
+	}
+	st.Estimated = now
+	offline := !st.Online
+	m.mu.Unlock()
+	if offline {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// probe returns nil as soon as one URL answers, with the time it took.
+func (m *Monitor) probe(ctx context.Context) (time.Duration, error) {
 	var errs []error
 	for _, u := range m.cfg.ProbeURLs {
 		pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
@@ -155,19 +210,21 @@ func (m *Monitor) probe(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		start := time.Now()
 		resp, err := m.http.Do(req)
+		took := time.Since(start)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		resp.Body.Close()
-		return nil
+		return took, nil
 	}
-	return errors.Join(errs...)
+	return 0, errors.Join(errs...)
 }
 
-func (m *Monitor) record(err error) {
+func (m *Monitor) record(err error, took time.Duration) {
 	now := time.Now()
 	m.mu.Lock()
 	was := m.state.Online
@@ -177,6 +234,8 @@ func (m *Monitor) record(err error) {
 	m.state.LastError = ""
 	if err != nil {
 		m.state.LastError = err.Error()
+	} else {
+		m.state.ProbeRTT = took
 	}
 	changed := was != m.state.Online || first
 	if changed {
