@@ -49,13 +49,21 @@ type DestinationConfig struct {
 	PasswordFile string `toml:"password_file"`
 	// Nickname sent to file-drop links that ask who uploads.
 	Nickname string `toml:"nickname"`
+	// DeviceID and Address of a "syncthing" destination: the academy's or
+	// municipality's device, and where to dial it ("tcp://host:22000";
+	// empty: it dials the box).
+	DeviceID string `toml:"device_id"`
+	Address  string `toml:"address"`
 }
 
 func syncDefaults(c *Config) {
 	c.Sync = SyncConfig{TargetDelay: "25ms", Workers: 2}
 }
 
-var destIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+var (
+	destIDRe      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	syncthingIDRe = regexp.MustCompile(`^[A-Z2-7]{7}(-[A-Z2-7]{7}){7}$`)
+)
 
 func (c Config) syncProblems(bad func(key, fr, en string)) {
 	s := c.Sync
@@ -97,10 +105,17 @@ func (c Config) syncProblems(bad func(key, fr, en string)) {
 			bad(key, fmt.Sprintf("« %s » ne convient pas comme identifiant ; attendu des minuscules, chiffres et tirets, par ex. « nuage-cm2 »", id),
 				fmt.Sprintf("%q is not usable as an id; expected lower-case letters, digits and dashes, e.g. \"nuage-cm2\"", id))
 		}
-		if d.Type != "webdav" {
-			bad(key+".type", fmt.Sprintf("« %s » inconnu ; attendu « webdav »", d.Type), fmt.Sprintf("%q unknown; expected \"webdav\"", d.Type))
+		switch d.Type {
+		case "webdav":
+		case "syncthing":
+			if !syncthingIDRe.MatchString(d.DeviceID) {
+				bad(key+".device_id", fmt.Sprintf("« %s » n'est pas un identifiant d'appareil Syncthing ; attendu 8 groupes de 7 caractères séparés par des tirets", d.DeviceID),
+					fmt.Sprintf("%q is not a Syncthing device ID; expected 8 groups of 7 characters separated by dashes", d.DeviceID))
+			}
+		default:
+			bad(key+".type", fmt.Sprintf("« %s » inconnu ; attendu « webdav » ou « syncthing »", d.Type), fmt.Sprintf("%q unknown; expected \"webdav\" or \"syncthing\"", d.Type))
 		}
-		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if u, err := url.Parse(d.URL); d.Type == "webdav" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
 			bad(key+".url", fmt.Sprintf("« %s » n'est pas une URL ; attendu par ex. « https://nuage03.apps.education.fr/s/AbCdEf »", d.URL),
 				fmt.Sprintf("%q is not a URL; expected e.g. \"https://nuage03.apps.education.fr/s/AbCdEf\"", d.URL))
 		}

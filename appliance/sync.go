@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"preau/services/assignments"
 	"preau/sync/budget"
 	"preau/sync/outbox"
+	"preau/sync/syncthing"
 	"preau/sync/uplink"
 	"preau/sync/usb"
 	"preau/sync/webdav"
@@ -27,7 +29,7 @@ type handin struct {
 	outbox      *outbox.Outbox
 	assignments *assignments.Service
 	courier     *usb.Courier
-	conns       map[string]*webdav.Client
+	syncthing   *syncthing.Syncthing // nil without a Syncthing destination
 	log         *slog.Logger
 }
 
@@ -65,13 +67,26 @@ func (b *Box) newHandIn(ctx context.Context) error {
 	if cfg.Sync.DailyCap != "" {
 		bc.DailyCap = mustSize(cfg.Sync.DailyCap)
 	}
-	h := &handin{conns: map[string]*webdav.Client{}, log: b.log.With("component", "handin")}
+	h := &handin{log: b.log.With("component", "handin")}
 	var err error
 	if h.sched, err = budget.New(bc, b.uplink, time.Now, b.log.With("component", "budget")); err != nil {
 		return err
 	}
 	var dests []assignments.Destination
+	conns := map[string]outbox.Connector{}
+	if h.syncthing, err = b.newSyncthing(); err != nil {
+		return err
+	}
 	for id, d := range cfg.Destinations {
+		dests = append(dests, assignments.Destination{ID: id, Label: d.Label})
+		if d.Type == "syncthing" {
+			folder, err := filepath.Abs(syncthingFolder(cfg.Box.DataDir))
+			if err != nil {
+				return err
+			}
+			conns[id] = syncthingConnector{st: h.syncthing, folder: folder, prefix: id}
+			continue
+		}
 		pw := ""
 		if d.PasswordFile != "" {
 			raw, err := os.ReadFile(d.PasswordFile)
@@ -85,17 +100,16 @@ func (b *Box) newHandIn(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("destination %s: %w", id, err)
 		}
-		h.conns[id] = c
-		dests = append(dests, assignments.Destination{ID: id, Label: d.Label})
+		conns[id] = c
 	}
-	conns := outbox.ConnectorsFunc(func(dest string) (outbox.Connector, error) {
-		if c, ok := h.conns[dest]; ok {
+	lookup := outbox.ConnectorsFunc(func(dest string) (outbox.Connector, error) {
+		if c, ok := conns[dest]; ok {
 			return c, nil
 		}
 		return nil, fmt.Errorf("destination %q: %w", dest, outbox.ErrUnknownDestination)
 	})
 	gate := outbox.GateFunc(func(ctx context.Context) error { return h.sched.Wait(ctx, budget.ClassHandIn) })
-	if h.outbox, err = outbox.New(outbox.Config{Workers: cfg.Sync.Workers}, b.store.DB(), b.content, conns, gate,
+	if h.outbox, err = outbox.New(outbox.Config{Workers: cfg.Sync.Workers}, b.store.DB(), b.content, lookup, gate,
 		b.log.With("component", "outbox")); err != nil {
 		return err
 	}
@@ -143,11 +157,15 @@ func (h *handin) enqueue(ctx context.Context, hi assignments.HandIn) {
 }
 
 func (h *handin) parts() []part {
-	return []part{
+	ps := []part{
 		{name: "budget", serve: h.sched.Serve},
 		{name: "outbox", serve: h.outbox.Serve},
 		{name: "assignments", serve: h.assignments.Serve},
 	}
+	if h.syncthing != nil {
+		ps = append(ps, part{name: "syncthing", serve: h.syncthing.Serve})
+	}
+	return ps
 }
 
 // delivery adapts the outbox to the assignments' Delivery interface.
