@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -468,9 +469,10 @@ func TestKill9AtRandomInstants(t *testing.T) {
 					// A request whose client was killed may still be on its
 					// way to the server (bytes in the kernel's buffers) and
 					// create its temporary file a moment later. A real box
-					// takes seconds to restart; let the server settle so the
-					// next run's clean-up sees what the killed one left.
-					time.Sleep(300 * time.Millisecond)
+					// takes seconds to restart; wait until the server has
+					// finished with every connection of the killed worker,
+					// so the next run's clean-up sees what it left.
+					waitServerIdle(t, d.url)
 				}
 			}
 			runHelper(t, writeSpec("final", all), 0)
@@ -489,4 +491,59 @@ func TestKill9AtRandomInstants(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitServerIdle waits until the server at rawURL holds no connection
+// but its listener (and closed ones in TIME_WAIT): every request of a
+// killed client has then been handled to its end.
+func waitServerIdle(t *testing.T, rawURL string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil {
+		t.Fatalf("port of %s: %v", rawURL, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := serverConns(t, uint16(port))
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server on port %d still holds %d connections 20 s after the worker was killed", port, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serverConns counts the TCP sockets of this network namespace bound to
+// local port port that are neither listening nor in TIME_WAIT/CLOSE.
+func serverConns(t *testing.T, port uint16) int {
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 4 {
+				continue
+			}
+			i := strings.LastIndexByte(fs[1], ':')
+			p, err := strconv.ParseUint(fs[1][i+1:], 16, 16)
+			if err != nil || uint16(p) != port {
+				continue
+			}
+			switch fs[3] {
+			case "0A", "06", "07": // LISTEN, TIME_WAIT, CLOSE
+			default:
+				n++
+			}
+		}
+	}
+	return n
 }
