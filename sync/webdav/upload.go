@@ -335,23 +335,9 @@ func (c *Client) Cleanup(ctx context.Context, rel string) error {
 	if c.drop.Load() {
 		return nil
 	}
-	prefix := tempPrefix + pathHash(rel) + "-"
-	dir := parentOf(rel)
-	u := c.urlOf(dir)
-	if dir != "" {
-		u += "/"
-	}
 	var errs []error
-	entries, err := c.children(ctx, "PROPFIND "+dir, u)
-	if err != nil && !errors.Is(err, errNotFound) {
+	if err := c.cleanTemps(ctx, rel); err != nil {
 		errs = append(errs, err)
-	}
-	for _, e := range entries {
-		if n := e.name(); len(n) > len(prefix) && n[:len(prefix)] == prefix && path.Ext(n) == ".upload" {
-			if err := c.delete(ctx, c.urlOf(joinRel(dir, n))); err != nil {
-				errs = append(errs, err)
-			}
-		}
 	}
 	if c.uploads != nil && !c.noChunking.Load() {
 		list, err := c.sessions(ctx, rel)
@@ -365,6 +351,49 @@ func (c *Client) Cleanup(ctx context.Context, rel string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cleanTemps deletes the temporary files earlier attempts at rel left in
+// its folder. Some servers (golang.org/x/net/webdav, hence rclone serve
+// webdav) answer a listing whose walk met a file deleted meanwhile with a
+// well-formed but cut multistatus, so that files after it are silently
+// missing (a MOVE or DELETE of a sibling by another worker is enough).
+// Clean-ups of this client are serialised (two files of one hand-in share
+// a folder), and the folder is listed again until a second listing in a
+// row finds nothing left: this runs only for items that were interrupted,
+// so the extra PROPFIND is cheap.
+func (c *Client) cleanTemps(ctx context.Context, rel string) error {
+	c.cleaning.Lock()
+	defer c.cleaning.Unlock()
+	prefix := tempPrefix + pathHash(rel) + "-"
+	dir := parentOf(rel)
+	u := c.urlOf(dir)
+	if dir != "" {
+		u += "/"
+	}
+	for round := 0; ; round++ {
+		entries, err := c.children(ctx, "PROPFIND "+dir, u)
+		if errors.Is(err, errNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var errs []error
+		deleted := 0
+		for _, e := range entries {
+			if n := e.name(); len(n) > len(prefix) && n[:len(prefix)] == prefix && path.Ext(n) == ".upload" {
+				if err := c.delete(ctx, c.urlOf(joinRel(dir, n))); err != nil {
+					errs = append(errs, err)
+				} else {
+					deleted++
+				}
+			}
+		}
+		if len(errs) > 0 || (deleted == 0 && round > 0) || round == 3 {
+			return errors.Join(errs...)
+		}
+	}
 }
 
 func (c *Client) delete(ctx context.Context, u string) error {

@@ -192,6 +192,7 @@ type Client struct {
 
 	dirs       sync.Map    // relative folder → struct{}: known to exist
 	mkcol      sync.Mutex  // serialises the making of folders
+	cleaning   sync.Mutex  // serialises clean-ups (see Cleanup)
 	drop       atomic.Bool // the share link is a file drop: cannot be read
 	noChunking atomic.Bool // the server has no chunked upload
 }
