@@ -83,6 +83,14 @@ type Connector interface {
 	Cleanup(ctx context.Context, remotePath string) error
 }
 
+// Placer is a Connector that knows when its upload put the checked body
+// under remotePath itself (a verified temporary file moved into place
+// without overwriting): then the outbox does not look at the destination
+// again. placed false with a nil error means what Upload's nil means.
+type Placer interface {
+	UploadPlaced(ctx context.Context, remotePath string, body io.ReaderAt, size int64, sha256 string, progress func(sent int64)) (placed bool, err error)
+}
+
 // Connectors maps an Item.Destination to its connector. An error wrapping
 // ErrUnknownDestination fails the item; other errors are transient.
 type Connectors interface {

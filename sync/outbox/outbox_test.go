@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,13 +161,17 @@ func TestDeliverEachItemOnce(t *testing.T) {
 	}
 }
 
+// TestCheckBeforeSending: an item that may have been sent before (a
+// retry) is looked for at the destination before any byte is sent; a first
+// attempt relies on Upload never overwriting, and is inspected after. In
+// both cases a file already there is never overwritten.
 func TestCheckBeforeSending(t *testing.T) {
 	body := []byte("contenu du devoir")
 	tests := []struct {
 		name       string
 		remote     []byte // nil: absent
 		wantState  State
-		wantUpload int
+		wantUpload int // on a retry; a first attempt uploads once
 		wantMsg    string
 	}{
 		{"absent: sent", nil, StateDelivered, 1, ""},
@@ -172,27 +179,37 @@ func TestCheckBeforeSending(t *testing.T) {
 		{"other file same size: never overwritten", []byte("CONTENU DU DEVOIR"), StateFailed, 0, "renommez"},
 		{"other size: never overwritten", []byte("court"), StateFailed, 0, "ne l'écrase jamais"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Config{}, nil)
-			if tt.remote != nil {
-				e.mem.files["d/f.txt"] = tt.remote
-			}
-			e.serve()
-			if err := e.ob.Enqueue(context.Background(), e.item("k", "d/f.txt", body)); err != nil {
-				t.Fatal(err)
-			}
-			st := e.waitState("k", StateDelivered, StateFailed)
-			if st.State != tt.wantState || e.mem.snapshot().uploads["d/f.txt"] != tt.wantUpload {
-				t.Fatalf("state %s after %d uploads, want %s after %d", st.State, e.mem.snapshot().uploads["d/f.txt"], tt.wantState, tt.wantUpload)
-			}
-			if !strings.Contains(st.LastError, tt.wantMsg) {
-				t.Fatalf("last error %q, want it to contain %q", st.LastError, tt.wantMsg)
-			}
-			if tt.wantState == StateFailed && !bytes.Equal(e.mem.snapshot().files["d/f.txt"], tt.remote) {
-				t.Fatal("the remote file was changed")
-			}
-		})
+	for _, retry := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/retry=%v", tt.name, retry), func(t *testing.T) {
+				e := newEnv(t, Config{}, nil)
+				if tt.remote != nil {
+					e.mem.files["d/f.txt"] = tt.remote
+				}
+				if err := e.ob.Enqueue(context.Background(), e.item("k", "d/f.txt", body)); err != nil {
+					t.Fatal(err)
+				}
+				want := 1
+				if retry {
+					// As after a failed attempt.
+					if _, err := e.db.Exec(`UPDATE outbox_items SET attempts = 1 WHERE key = 'k'`); err != nil {
+						t.Fatal(err)
+					}
+					want = tt.wantUpload
+				}
+				e.serve()
+				st := e.waitState("k", StateDelivered, StateFailed)
+				if st.State != tt.wantState || e.mem.snapshot().uploads["d/f.txt"] != want {
+					t.Fatalf("state %s after %d uploads, want %s after %d", st.State, e.mem.snapshot().uploads["d/f.txt"], tt.wantState, want)
+				}
+				if !strings.Contains(st.LastError, tt.wantMsg) {
+					t.Fatalf("last error %q, want it to contain %q", st.LastError, tt.wantMsg)
+				}
+				if tt.wantState == StateFailed && !bytes.Equal(e.mem.snapshot().files["d/f.txt"], tt.remote) {
+					t.Fatal("the remote file was changed")
+				}
+			})
+		}
 	}
 }
 
@@ -531,4 +548,67 @@ func TestMetrics(t *testing.T) {
 func writeText(w *bytes.Buffer, mf *dto.MetricFamily) error {
 	_, err := expfmt.MetricFamilyToText(w, mf)
 	return err
+}
+
+// placer is a memConnector that says when its upload put the body in
+// place (a WebDAV MOVE answered 201).
+type placer struct{ *memConnector }
+
+func (p placer) Connector(string) (Connector, error) { return p, nil }
+
+func (p placer) UploadPlaced(ctx context.Context, path string, body io.ReaderAt, size int64, sum string, progress func(int64)) (bool, error) {
+	p.mu.Lock()
+	_, existed := p.files[path]
+	p.mu.Unlock()
+	if err := p.Upload(ctx, path, body, size, sum, progress); err != nil {
+		return false, err
+	}
+	return !existed, nil
+}
+
+// TestPlacedIsNotLookedAtAgain: a first attempt whose connector placed
+// the checked body costs no round trip to the destination but the upload;
+// one that found a file there is inspected, and a different file fails.
+func TestPlacedIsNotLookedAtAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		remote []byte
+		want   State
+		stats  int
+	}{
+		{"placed", nil, StateDelivered, 0},
+		{"name taken by another file", []byte("autre"), StateFailed, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{}, nil)
+			var stats atomic.Int32
+			e.mem.beforeStat = func(string) error { stats.Add(1); return nil }
+			ob, err := New(Config{RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond}, e.db, e.blobs,
+				placer{e.mem}, nil, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ob.OnChange(func(s ItemStatus) {
+				select {
+				case e.changes <- s:
+				default:
+				}
+			})
+			e.ob = ob
+			if tt.remote != nil {
+				e.mem.files["d/f.txt"] = tt.remote
+			}
+			if err := e.ob.Enqueue(context.Background(), e.item("k", "d/f.txt", []byte("le devoir"))); err != nil {
+				t.Fatal(err)
+			}
+			e.serve()
+			st := e.waitState("k", StateDelivered, StateFailed)
+			if st.State != tt.want || int(stats.Load()) != tt.stats {
+				t.Fatalf("state %s after %d looks at the destination, want %s after %d", st.State, stats.Load(), tt.want, tt.stats)
+			}
+			if tt.want == StateDelivered && !st.Verified {
+				t.Error("a placed item must count as verified")
+			}
+		})
+	}
 }

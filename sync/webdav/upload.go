@@ -49,17 +49,27 @@ func (c *Client) Stat(ctx context.Context, rel string) (size int64, sha256 strin
 // returns nil when the file was moved into place or when a file already
 // had the final name (the outbox compares it).
 func (c *Client) Upload(ctx context.Context, rel string, body io.ReaderAt, size int64, sum string, progress func(sent int64)) error {
+	_, err := c.UploadPlaced(ctx, rel, body, size, sum, progress)
+	return err
+}
+
+// UploadPlaced is Upload, and tells whether the body, checked on the
+// server (size, and hash when the server offers one) under its temporary
+// name, was then moved to rel: the outbox need not look at rel again.
+// false with a nil error: a file already had the name, or the destination
+// cannot be read (a file drop).
+func (c *Client) UploadPlaced(ctx context.Context, rel string, body io.ReaderAt, size int64, sum string, progress func(sent int64)) (bool, error) {
 	if err := checkPath(rel); err != nil {
-		return err
+		return false, err
 	}
 	if progress == nil {
 		progress = func(int64) {}
 	}
 	if c.drop.Load() {
-		return c.putDrop(ctx, rel, body, size, sum, progress)
+		return false, c.putDrop(ctx, rel, body, size, sum, progress)
 	}
 	if err := c.ensureDir(ctx, parentOf(rel)); err != nil {
-		return err
+		return false, err
 	}
 	tmp := ""
 	if c.uploads != nil && !c.noChunking.Load() && size >= c.cfg.ChunkThreshold {
@@ -70,7 +80,7 @@ func (c *Client) Upload(ctx context.Context, rel string, body io.ReaderAt, size 
 				c.log.Info("webdav: the server has no chunked upload; large files are sent whole", "url", c.base.Redacted())
 			}
 		case err != nil:
-			return err
+			return false, err
 		default:
 			tmp = t
 		}
@@ -78,11 +88,11 @@ func (c *Client) Upload(ctx context.Context, rel string, body io.ReaderAt, size 
 	if tmp == "" {
 		var err error
 		if tmp, err = c.putTemp(ctx, rel, body, size, sum, progress); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := c.verifyTemp(ctx, tmp, body, size, sum); err != nil {
-		return err
+		return false, err
 	}
 	return c.moveFinal(ctx, tmp, rel)
 }
@@ -223,28 +233,32 @@ func sumsMatch(sums map[string]string, body io.ReaderAt, size int64, sha string)
 }
 
 // moveFinal renames tmp to rel, never overwriting.
-func (c *Client) moveFinal(ctx context.Context, tmp, rel string) error {
+func (c *Client) moveFinal(ctx context.Context, tmp, rel string) (bool, error) {
 	h := http.Header{}
 	h.Set("Destination", c.urlOf(rel))
 	h.Set("Overwrite", "F")
 	op := "MOVE " + rel
 	code, resp, _, err := c.exchange(ctx, op, request{method: "MOVE", url: c.urlOf(tmp), header: h}, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch code {
-	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		return nil
+	case http.StatusCreated:
+		return true, nil
+	case http.StatusOK, http.StatusNoContent:
+		// 204 is what a MOVE over an existing resource answers: a server
+		// that ignored Overwrite: F. Let the outbox look.
+		return false, nil
 	case http.StatusPreconditionFailed:
 		// The final name exists: an earlier attempt's MOVE whose answer
 		// was lost, or somebody else's file. The outbox tells which.
 		c.deleteQuiet(ctx, c.urlOf(tmp))
-		return nil
+		return false, nil
 	case http.StatusNotFound:
-		return transient(op, errNotFound, "le fichier envoyé a disparu du serveur avant d'être mis en place ; nouvel essai automatique",
+		return false, transient(op, errNotFound, "le fichier envoyé a disparu du serveur avant d'être mis en place ; nouvel essai automatique",
 			"the sent file vanished from the server before it was moved into place; retrying automatically")
 	}
-	return c.statusError(op, resp)
+	return false, c.statusError(op, resp)
 }
 
 // putDrop PUTs the body straight to the final name of a file-drop link.
