@@ -41,3 +41,4 @@ clean:
 	rm -rf bin var build test-artefacts
 
 include bench/bench.mk
+include bench/sync.mk

@@ -13,6 +13,7 @@ const (
 	rampHeadroom  = 1.3    // the same while delivery grows
 	kneeNear      = 0.85   // above this share of the last knee, probe gently
 	kneeMemory    = 30 * time.Second
+	bestMemory    = 2 * time.Second // least span of the recent best delivery: outlasts the gaps between files
 	baseHistory   = 10          // minutes of per-minute minima (RFC 6817 BASE_HISTORY)
 	currentFilter = 3           // samples behind the current delay (RFC 6817 CURRENT_FILTER)
 	idleReset     = time.Minute // after this long without samples, halve the window
@@ -126,7 +127,7 @@ func (c *controller) update(now time.Time, s sample) {
 			bytes += float64(p.bytes)
 			span = age + p.interval
 		}
-		if age < 3*c.rtt {
+		if age < max(3*c.rtt, bestMemory) {
 			best = max(best, p.delivered)
 		}
 	}
