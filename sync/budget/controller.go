@@ -14,9 +14,9 @@ const (
 	kneeNear      = 0.85   // above this share of the last knee, probe gently
 	kneeMemory    = 30 * time.Second
 	bestMemory    = 2 * time.Second // least span of the recent best delivery: outlasts the gaps between files
-	baseHistory   = 10          // minutes of per-minute minima (RFC 6817 BASE_HISTORY)
-	currentFilter = 3           // samples behind the current delay (RFC 6817 CURRENT_FILTER)
-	idleReset     = time.Minute // after this long without samples, halve the window
+	baseHistory   = 10              // minutes of per-minute minima (RFC 6817 BASE_HISTORY)
+	currentFilter = 3               // samples behind the current delay (RFC 6817 CURRENT_FILTER)
+	idleReset     = time.Minute     // after this long without samples, halve the window
 	defaultRTT    = 100 * time.Millisecond
 	rateHistory   = 64 // past rates kept to compare with what is delivered an RTT later
 )
