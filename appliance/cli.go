@@ -383,6 +383,7 @@ var phaseNames = map[string][2]string{
 	"copy":     {"copie", "copy"},
 	"commit":   {"enregistrement", "commit"},
 	"export":   {"export", "export"},
+	"send":     {"envoi", "upload"},
 }
 
 func (p *progressBar) update(pr content.Progress) {

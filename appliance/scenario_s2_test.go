@@ -881,8 +881,14 @@ func TestScenarioS2HandIn(t *testing.T) {
 	}
 
 	started := time.Now()
-	if out := s.mustCLI(t, "", "", "sync", "now"); !strings.Contains(out, "Envoi lancé maintenant") {
-		t.Errorf("preau sync now printed %q", out)
+	// --wait follows the upload to its end (a progress bar on a terminal,
+	// lines otherwise) and sums it up.
+	rc, sout, errOut := s.cli(t, "", "", "sync", "now", "--wait")
+	if rc != ExitOK || !strings.Contains(sout, "Envoi lancé maintenant") || !strings.Contains(sout, "File vide : 2 envoyés, 0 en échec.") {
+		t.Errorf("preau sync now --wait: exit %d, printed %q", rc, sout)
+	}
+	if !strings.Contains(errOut, "envoi : ") {
+		t.Errorf("preau sync now --wait showed no progress: %q", errOut)
 	}
 	s.waitDelivered(t, len(want), 30*time.Second)
 	t.Logf("sync now: %d files delivered in %v", len(want), time.Since(started).Round(time.Millisecond))

@@ -149,13 +149,14 @@ func runningBox(fs *flag.FlagSet, cf *commonFlags, args []string, stderr io.Writ
 
 func cmdSync(args []string, stdout, stderr io.Writer, lang string) int {
 	if len(args) == 0 || (args[0] != "status" && args[0] != "now") {
-		fmt.Fprintln(stderr, tr(lang, "utilisation : preau sync status [--json] | preau sync now", "usage: preau sync status [--json] | preau sync now"))
+		fmt.Fprintln(stderr, tr(lang, "utilisation : preau sync status [--json] | preau sync now [--wait]", "usage: preau sync status [--json] | preau sync now [--wait]"))
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("sync "+args[0], flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
+	wait := fs.Bool("wait", false, "with now: show the upload's progress until the queue is empty")
 	c, pos, rc := runningBox(fs, &cf, args[1:], stderr, lang)
 	if rc != ExitOK {
 		return rc
@@ -179,6 +180,9 @@ func cmdSync(args []string, stdout, stderr io.Writer, lang string) int {
 		}
 		fmt.Fprintln(stdout, tr(lang, "Envoi lancé maintenant, hors des plages horaires, jusqu'à ce que la file soit vide.",
 			"Sending now, outside the time windows, until the queue is empty."))
+		if *wait {
+			return waitSent(c, stdout, stderr, lang)
+		}
 		return ExitOK
 	}
 	var buf strings.Builder
@@ -228,6 +232,10 @@ func printSyncStatus(w io.Writer, lang string, st SyncStatus) {
 		states = append(states, fmt.Sprintf("%s %d", s, st.Outbox.Counts[s]))
 	}
 	fmt.Fprintf(w, tr(lang, "File d'envoi : %s\n", "Outbox: %s\n"), strings.Join(states, ", "))
+	sent := map[string]outbox.Progress{}
+	for _, f := range st.Outbox.InFlight {
+		sent[f.Key] = f
+	}
 	items := st.Outbox.Items
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Priority > items[j].Priority })
 	for i, it := range items {
@@ -236,7 +244,11 @@ func printSyncStatus(w io.Writer, lang string, st SyncStatus) {
 			break
 		}
 		fr, en := it.Label()
-		fmt.Fprintf(w, "  %-10s %-40s %9s  %s\n", it.Destination, it.RemotePath, humanBytes(it.Size), tr(lang, fr, en))
+		label := tr(lang, fr, en)
+		if f, ok := sent[it.Key]; ok && f.Size > 0 {
+			label += fmt.Sprintf(" (%d %%)", 100*f.Sent/f.Size)
+		}
+		fmt.Fprintf(w, "  %-10s %-40s %9s  %s\n", it.Destination, it.RemotePath, humanBytes(it.Size), label)
 	}
 }
 
@@ -352,4 +364,70 @@ func cmdExport(args []string, stdout, stderr io.Writer, lang string) int {
 	bar.finish()
 	printErr(stderr, lang, errors.New("the running box ended the export without an answer"))
 	return ExitFailure
+}
+
+// pendingBytes is what the outbox still has to send: the items not yet
+// delivered nor failed, less what is already sent of those in flight.
+func pendingBytes(st outbox.Status) (items int, bytes int64) {
+	sent := map[string]int64{}
+	for _, f := range st.InFlight {
+		sent[f.Key] = f.Sent
+	}
+	for _, it := range st.Items {
+		switch it.State {
+		case outbox.StateQueued, outbox.StateSending, outbox.StateVerifying:
+			items++
+			bytes += it.Size - min(sent[it.Key], it.Size)
+		}
+	}
+	return items, bytes
+}
+
+// waitSent follows the outbox until nothing is left to send, with a
+// progress bar of the bytes (Ctrl-C stops watching, not sending).
+func waitSent(c *controlClient, stdout, stderr io.Writer, lang string) int {
+	status := func() (SyncStatus, error) {
+		var st SyncStatus
+		var buf strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := c.get(ctx, "/v1/sync/status", &buf); err != nil {
+			return st, err
+		}
+		return st, json.Unmarshal([]byte(buf.String()), &st)
+	}
+	st, err := status()
+	if err != nil {
+		printErr(stderr, lang, err)
+		return ExitFailure
+	}
+	startItems, total := pendingBytes(st.Outbox)
+	startDelivered := st.Outbox.Counts[outbox.StateDelivered]
+	startFailed := st.Outbox.Counts[outbox.StateFailed]
+	bar := newProgressBar(stderr, lang)
+	for {
+		items, left := pendingBytes(st.Outbox)
+		total = max(total, left) // items handed in meanwhile
+		bar.update(content.Progress{Phase: "send", FilesDone: max(0, startItems-items), FilesTotal: max(startItems, items),
+			BytesDone: total - left, BytesTotal: total})
+		if items == 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+		if st, err = status(); err != nil {
+			bar.finish()
+			printErr(stderr, lang, err)
+			return ExitFailure
+		}
+	}
+	bar.finish()
+	delivered := st.Outbox.Counts[outbox.StateDelivered] - startDelivered
+	failed := st.Outbox.Counts[outbox.StateFailed] - startFailed
+	fmt.Fprintf(stdout, tr(lang, "File vide : %d envoyés, %d en échec.\n", "Queue empty: %d sent, %d failed.\n"), delivered, failed)
+	if failed > 0 {
+		fmt.Fprintln(stdout, tr(lang, "Voir « preau sync status » pour la raison de chaque échec.",
+			"See `preau sync status` for the reason of each failure."))
+		return ExitFailure
+	}
+	return ExitOK
 }
