@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,7 @@ import (
 // WAN budget every background upload goes through.
 type handin struct {
 	sched       *budget.Scheduler
+	capStore    capStore
 	outbox      *outbox.Outbox
 	assignments *assignments.Service
 	courier     *usb.Courier
@@ -72,6 +75,8 @@ func (b *Box) newHandIn(ctx context.Context) error {
 	if h.sched, err = budget.New(bc, b.uplink, time.Now, b.log.With("component", "budget")); err != nil {
 		return err
 	}
+	h.capStore = capStore{db: b.store.DB(), log: h.log}
+	h.capStore.restore(ctx, h.sched)
 	var dests []assignments.Destination
 	conns := map[string]outbox.Connector{}
 	if h.syncthing, err = b.newSyncthing(); err != nil {
@@ -159,6 +164,7 @@ func (h *handin) enqueue(ctx context.Context, hi assignments.HandIn) {
 func (h *handin) parts() []part {
 	ps := []part{
 		{name: "budget", serve: h.sched.Serve},
+		{name: "budget-cap", serve: func(ctx context.Context) error { return h.capStore.keep(ctx, h.sched) }},
 		{name: "outbox", serve: h.outbox.Serve},
 		{name: "assignments", serve: h.assignments.Serve},
 	}
@@ -199,5 +205,77 @@ func (b *Box) handInRoutes(mux *http.ServeMux) {
 	h := b.instrument("assignments", b.handin.assignments.Handler())
 	for _, p := range []string{"/devoirs", "/devoirs/", "/enseignant", "/enseignant/"} {
 		mux.Handle(p, h)
+	}
+}
+
+// capStore keeps the bytes of the day's cap spent in the settings table,
+// so that a restart (or a power cut, losing at most capSaveEvery of
+// usage) does not hand out the daily cap again.
+type capStore struct {
+	db  *sql.DB
+	log *slog.Logger
+}
+
+const (
+	capKey       = "budget.cap_used"
+	capSaveEvery = 30 * time.Second
+)
+
+type capRecord struct {
+	Day  string `json:"day"` // YYYY-MM-DD, in the box's time zone
+	Used int64  `json:"used"`
+}
+
+func (c capStore) restore(ctx context.Context, s *budget.Scheduler) {
+	var v string
+	err := c.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, capKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return
+	}
+	var r capRecord
+	if err == nil {
+		err = json.Unmarshal([]byte(v), &r)
+	}
+	t, perr := time.Parse(time.DateOnly, r.Day)
+	if err != nil || perr != nil {
+		c.log.Warn("daily cap usage unreadable; counting from zero", "err", errors.Join(err, perr))
+		return
+	}
+	s.RestoreCapUsage(budget.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, r.Used)
+}
+
+func (c capStore) save(ctx context.Context, s *budget.Scheduler) error {
+	day, used := s.CapUsage()
+	b, _ := json.Marshal(capRecord{Day: day.String(), Used: used})
+	_, err := c.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, capKey, string(b))
+	return err
+}
+
+// keep saves the usage every capSaveEvery when it changed, and at the end.
+func (c capStore) keep(ctx context.Context, s *budget.Scheduler) error {
+	t := time.NewTicker(capSaveEvery)
+	defer t.Stop()
+	var last budget.Date
+	lastUsed := int64(-1)
+	for {
+		select {
+		case <-ctx.Done():
+			// The box is stopping: a fresh context, briefly.
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := c.save(sctx, s); err != nil {
+				c.log.Warn("daily cap usage not saved", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if day, used := s.CapUsage(); day != last || used != lastUsed {
+				if err := c.save(ctx, s); err != nil && ctx.Err() == nil {
+					c.log.Warn("daily cap usage not saved", "err", err)
+				} else {
+					last, lastUsed = day, used
+				}
+			}
+		}
 	}
 }

@@ -313,6 +313,27 @@ func (s *Scheduler) capSpentLocked(now time.Time) bool {
 	return s.capUsed >= s.cfg.DailyCap
 }
 
+// CapUsage returns the day (in the configured location) and the bytes
+// background transfers used that day, for the caller to keep across
+// restarts (the scheduler itself holds no state on disk).
+func (s *Scheduler) CapUsage() (Date, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollCapLocked(s.now())
+	return s.capDay, s.capUsed
+}
+
+// RestoreCapUsage adds what CapUsage returned before a restart, when it is
+// of today: the daily cap holds across restarts and power cuts.
+func (s *Scheduler) RestoreCapUsage(day Date, used int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollCapLocked(s.now())
+	if day == s.capDay && used > 0 {
+		s.capUsed += used
+	}
+}
+
 // capCheck returns ErrCapSpent once the day's cap is spent.
 func (s *Scheduler) capCheck() error {
 	if s.cfg.DailyCap == 0 {

@@ -393,3 +393,32 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestCapUsageSurvivesARestart: what a scheduler spent today, handed to
+// the next one, still counts against the cap; yesterday's does not.
+func TestCapUsageSurvivesARestart(t *testing.T) {
+	loc := paris(t)
+	day := time.Date(2025, 10, 6, 20, 0, 0, 0, loc)
+	cfg := alwaysOpen(Config{DailyCap: 64 << 10, MaxRate: 8 << 20, MinRate: 4 << 20, InitialRate: 4 << 20})
+	h := startHarness(t, cfg, day)
+	srv := slowServer(t, nil)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(make([]byte, 256<<10)))
+	h.s.Doer(ClassHandIn).Do(req)
+	d, used := h.s.CapUsage()
+	if d != (Date{2025, 10, 6}) || used < 64<<10 {
+		t.Fatalf("CapUsage() = %v, %d; want 2025-10-06 and the cap spent", d, used)
+	}
+
+	next := startHarness(t, cfg, day.Add(time.Hour))
+	next.s.RestoreCapUsage(Date{2025, 10, 5}, used) // yesterday's: ignored
+	if _, u := next.s.CapUsage(); u != 0 {
+		t.Fatalf("yesterday's usage counted: %d", u)
+	}
+	next.s.RestoreCapUsage(d, used)
+	if _, err := next.s.Doer(ClassHandIn).Do(req.Clone(context.Background())); !errors.Is(err, ErrCapSpent) {
+		t.Fatalf("after a restart the cap was handed out again: %v", err)
+	}
+	if st := next.s.Status(); st.CapUsed != used {
+		t.Errorf("Status().CapUsed = %d, want %d", st.CapUsed, used)
+	}
+}
