@@ -171,13 +171,20 @@ type env struct {
 
 func newEnv(t *testing.T, cfg Config, gate Gate) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, gate, func(m *memConnector) Connectors { return m })
+}
+
+// newEnvWith is newEnv with the connectors conns makes of the memory
+// connector (a wrapper that adds an optional interface).
+func newEnvWith(t *testing.T, cfg Config, gate Gate, conns func(*memConnector) Connectors) *env {
+	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, db: openTestDB(t, filepath.Join(dir, "preau.db")), blobs: dirBlobs{dir: t.TempDir()}, mem: newMem(),
 		changes: make(chan ItemStatus, 1000)}
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 40*time.Millisecond
 	}
-	ob, err := New(cfg, e.db, e.blobs, e.mem, gate, slog.New(slog.DiscardHandler))
+	ob, err := New(cfg, e.db, e.blobs, conns(e.mem), gate, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

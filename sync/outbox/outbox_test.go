@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -580,21 +579,9 @@ func TestPlacedIsNotLookedAtAgain(t *testing.T) {
 		{"name taken by another file", []byte("autre"), StateFailed, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Config{}, nil)
+			e := newEnvWith(t, Config{}, nil, func(m *memConnector) Connectors { return placer{m} })
 			var stats atomic.Int32
 			e.mem.beforeStat = func(string) error { stats.Add(1); return nil }
-			ob, err := New(Config{RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond}, e.db, e.blobs,
-				placer{e.mem}, nil, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ob.OnChange(func(s ItemStatus) {
-				select {
-				case e.changes <- s:
-				default:
-				}
-			})
-			e.ob = ob
 			if tt.remote != nil {
 				e.mem.files["d/f.txt"] = tt.remote
 			}
