@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -232,5 +233,50 @@ func TestServerErrorsAreSorted(t *testing.T) {
 		if !errors.As(err, &we) || we.Status != tt.status || we.Permanent() != tt.permanent || we.RetryAfter() != tt.retry {
 			t.Errorf("%d: Upload() = %#v, want permanent %v", tt.status, err, tt.permanent)
 		}
+	}
+}
+
+// TestBodiesBoundsUploadsOnTheWire: with Config.Bodies of one slot, four
+// items uploaded at once never have two PUT bodies on the wire, while
+// their other requests (folders, checks, moves) go on meanwhile.
+func TestBodiesBoundsUploadsOnTheWire(t *testing.T) {
+	f := newFakeNextcloud(t)
+	var inPut, maxPut, besidePut atomic.Int32
+	f.inject = func(r *http.Request) (int, http.Header) {
+		if r.Method != http.MethodPut {
+			if inPut.Load() > 0 {
+				besidePut.Add(1)
+			}
+			return 0, nil
+		}
+		n := inPut.Add(1)
+		for m := maxPut.Load(); n > m && !maxPut.CompareAndSwap(m, n); m = maxPut.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		inPut.Add(-1)
+		return 0, nil
+	}
+	c := newClient(t, Config{URL: f.filesURL() + "Devoirs/", User: f.user, Password: f.pass, Bodies: NewSlots(1)})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := randomBytes(20<<10, uint64(i))
+			rel := fmt.Sprintf("CM2/Élève %d/devoir.pdf", i)
+			if err := c.Upload(context.Background(), rel, bytes.NewReader(body), int64(len(body)), sumOf(body), nil); err != nil {
+				t.Errorf("Upload(%s) = %v", rel, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if maxPut.Load() != 1 {
+		t.Errorf("%d PUT bodies on the wire at once, want 1", maxPut.Load())
+	}
+	if besidePut.Load() == 0 {
+		t.Error("no other request went on while a body was sent")
+	}
+	if files := tree(t, f.root); len(files) != 4 {
+		t.Errorf("server holds %v, want 4 files", files)
 	}
 }

@@ -113,9 +113,21 @@ type Config struct {
 	// Default 2 min.
 	ResponseTimeout time.Duration
 
+	// Bodies, when set, bounds the uploads whose bytes are on the wire at
+	// once, across the clients that share it; the other requests of an
+	// item (MKCOL, PROPFIND, MOVE: round trips, no load) do not count, so
+	// that more items may be in progress than bodies sent. nil: no bound.
+	Bodies Slots `toml:"-" json:"-"`
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time `toml:"-" json:"-"`
 }
+
+// Slots is a counting semaphore shared by clients (Config.Bodies).
+type Slots chan struct{}
+
+// NewSlots returns n slots.
+func NewSlots(n int) Slots { return make(Slots, max(n, 1)) }
 
 // Defaults of Config.
 const (
@@ -407,6 +419,14 @@ func (w *watchedBody) Close() error {
 // exchange sends r and returns the status, having read at most limit
 // bytes of the answer into the returned slice (limit 0: none).
 func (c *Client) exchange(ctx context.Context, op string, r request, limit int64) (int, *http.Response, []byte, error) {
+	if r.method == http.MethodPut && c.cfg.Bodies != nil {
+		select {
+		case c.cfg.Bodies <- struct{}{}:
+			defer func() { <-c.cfg.Bodies }()
+		case <-ctx.Done():
+			return 0, nil, nil, ctx.Err()
+		}
+	}
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		if ctx.Err() != nil {
