@@ -29,7 +29,8 @@ type SyncConfig struct {
 	MaxRate string `toml:"max_rate"`
 	// DailyCap caps background bytes a day, e.g. "2GB". Default none.
 	DailyCap string `toml:"daily_cap"`
-	// Workers: items sent at once. Default 2.
+	// Workers: files whose bytes are on the wire at once (twice as many
+	// items may be between their round trips). Default 2.
 	Workers int `toml:"workers"`
 }
 
