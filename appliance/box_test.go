@@ -381,3 +381,18 @@ func TestMigrationsFromEveryOlderSchema(t *testing.T) {
 		}
 	}
 }
+
+// waitUntil polls cond every step until it holds (true) or timeout passes
+// (false).
+func waitUntil(timeout, step time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(step)
+	}
+}

@@ -259,19 +259,6 @@ func (p *s1Proc) exited() bool {
 	}
 }
 
-func s1WaitFor(timeout, step time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(step)
-	}
-}
-
 // s1Upstream is the uplink's resolver: authoritative for example.test
 // (www with a 2 s TTL), it also answers every probe host with an uplink
 // address, so that a forwarded probe name is told from a hijacked one.
@@ -513,7 +500,7 @@ pool_end = "10.77.0.150"
 		}
 	})
 	var h Health
-	ok := s1WaitFor(20*time.Second, 200*time.Millisecond, func() bool {
+	ok := waitUntil(20*time.Second, 200*time.Millisecond, func() bool {
 		if s.preau.exited() {
 			return true
 		}
@@ -527,7 +514,7 @@ pool_end = "10.77.0.150"
 	if !ok {
 		t.Fatalf("preau not answering online on its control socket within 20 s (last status %+v)", h)
 	}
-	if !s1WaitFor(10*time.Second, 100*time.Millisecond, func() bool { return strings.Contains(s.preau.out.String(), "dhcp serving") }) {
+	if !waitUntil(10*time.Second, 100*time.Millisecond, func() bool { return strings.Contains(s.preau.out.String(), "dhcp serving") }) {
 		t.Fatal("the DHCP server did not start within 10 s")
 	}
 	t.Logf("setup: preau runs in %s (LAN %s on %s, uplink %s on %s), status online=%v after %d uplink probe(s)",
@@ -675,7 +662,7 @@ func (s *s1Scenario) startAvahi(t *testing.T) []string {
 	}
 	env := s1Env("DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + sock)
 	s.avahiBus = s1Start(s.t, "dbus-daemon", exec.Command("dbus-daemon", "--config-file="+busConf, "--nofork", "--nopidfile"))
-	if !s1WaitFor(5*time.Second, 50*time.Millisecond, func() bool { _, err := os.Stat(sock); return err == nil || s.avahiBus.exited() }) || s.avahiBus.exited() {
+	if !waitUntil(5*time.Second, 50*time.Millisecond, func() bool { _, err := os.Stat(sock); return err == nil || s.avahiBus.exited() }) || s.avahiBus.exited() {
 		t.Fatalf("private dbus-daemon did not start: %s", s.avahiBus.out.String())
 	}
 	daemon, err := exec.LookPath("avahi-daemon")
@@ -687,7 +674,7 @@ func (s *s1Scenario) startAvahi(t *testing.T) []string {
 		daemon, "--no-chroot", "--no-drop-root", "--no-rlimits", "-f", avahiConf)
 	cmd.Env = env
 	s.avahiDaemon = s1Start(s.t, "avahi-daemon", cmd)
-	if !s1WaitFor(10*time.Second, 50*time.Millisecond, func() bool {
+	if !waitUntil(10*time.Second, 50*time.Millisecond, func() bool {
 		return strings.Contains(s.avahiDaemon.out.String(), "Server startup complete") || s.avahiDaemon.exited()
 	}) || s.avahiDaemon.exited() {
 		t.Fatalf("avahi-daemon did not start in the tablet namespace: %s", s.avahiDaemon.out.String())
@@ -754,7 +741,7 @@ func (s *s1Scenario) mdns(t *testing.T) {
 	for _, svc := range []string{"_http._tcp", "_preau._tcp"} {
 		var found []s1Browsed
 		var raw string
-		s1WaitFor(15*time.Second, 500*time.Millisecond, func() bool {
+		waitUntil(15*time.Second, 500*time.Millisecond, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", s.tablet, "avahi-browse", "-rtpk", svc)
@@ -1168,7 +1155,7 @@ func (s *s1Scenario) cut(t *testing.T) {
 	s1Must(t, "ip", "-n", s.box, "link", "set", s1WANIf, "down")
 	s.cutAt = time.Now()
 	var h Health
-	if !s1WaitFor(45*time.Second, 500*time.Millisecond, func() bool {
+	if !waitUntil(45*time.Second, 500*time.Millisecond, func() bool {
 		var err error
 		h, err = s.status()
 		return err == nil && !h.Online

@@ -117,7 +117,7 @@ func (d *s2Dav) start() {
 	}
 	d.cmd, d.done = cmd, make(chan struct{})
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(d.done)
-	if !s2WaitFor(15*time.Second, 50*time.Millisecond, func() bool {
+	if !waitUntil(15*time.Second, 50*time.Millisecond, func() bool {
 		c, err := net.DialTimeout("tcp", d.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -236,19 +236,6 @@ func s2FreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func s2WaitFor(timeout, step time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(step)
-	}
-}
-
 // ---------------------------------------------------------------------------
 // The box's configuration.
 
@@ -363,7 +350,7 @@ func (s *s2Setup) waitReady(t *testing.T, online bool, exited func() bool) {
 	t.Helper()
 	var h Health
 	var err error
-	ok := s2WaitFor(20*time.Second, 50*time.Millisecond, func() bool {
+	ok := waitUntil(20*time.Second, 50*time.Millisecond, func() bool {
 		if exited != nil && exited() {
 			return true
 		}
@@ -407,7 +394,7 @@ func (s *s2Setup) waitDelivered(t *testing.T, n int, within time.Duration) SyncS
 	t.Helper()
 	var st SyncStatus
 	var err error
-	if !s2WaitFor(within, 100*time.Millisecond, func() bool {
+	if !waitUntil(within, 100*time.Millisecond, func() bool {
 		st, err = s.syncStatus()
 		return err == nil && st.Outbox.Counts[outbox.StateDelivered] == n && len(st.Outbox.Items) == 0
 	}) {
@@ -1023,7 +1010,7 @@ func TestScenarioS2KillAndCut(t *testing.T) {
 			s.mustCLI(t, bin, "", "sync", "now")
 		}
 		target := len(want) * (k + 1) / (kills + 1)
-		if !s2WaitFor(30*time.Second, 20*time.Millisecond, func() bool { _, n := delivered(); return n >= target }) {
+		if !waitUntil(30*time.Second, 20*time.Millisecond, func() bool { _, n := delivered(); return n >= target }) {
 			st, n := delivered()
 			t.Fatalf("round %d: %d delivered after 30 s, want %d; first pending: %s", k+1, n, target, s2FirstPending(st))
 		}
