@@ -46,6 +46,8 @@ type Config struct {
 	DHCP    DHCPConfig    `toml:"dhcp"`
 	Gateway GatewayConfig `toml:"gateway"`
 	Sync    SyncConfig    `toml:"sync"`
+	// Assignments: limits of pupils' hand-ins.
+	Assignments AssignmentsConfig `toml:"assignments"`
 	// Destinations of hand-ins, by id: [destinations.nuage-cm2].
 	Destinations map[string]DestinationConfig `toml:"destinations"`
 }

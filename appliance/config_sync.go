@@ -57,8 +57,20 @@ type DestinationConfig struct {
 	Address  string `toml:"address"`
 }
 
+// AssignmentsConfig bounds pupils' hand-ins (a teacher sets each
+// assignment's own file limit up to MaxFileSize).
+type AssignmentsConfig struct {
+	// MaxFileSize bounds one file, e.g. "20MB" (the default).
+	MaxFileSize string `toml:"max_file_size"`
+	// MaxHandInSize bounds one hand-in, all files together. Default "100MB".
+	MaxHandInSize string `toml:"max_handin_size"`
+	// MaxFiles bounds the files of one hand-in. Default 10.
+	MaxFiles int `toml:"max_files"`
+}
+
 func syncDefaults(c *Config) {
 	c.Sync = SyncConfig{TargetDelay: "25ms", Workers: 2}
+	c.Assignments = AssignmentsConfig{MaxFileSize: "20MB", MaxHandInSize: "100MB", MaxFiles: 10}
 }
 
 var (
@@ -96,6 +108,23 @@ func (c Config) syncProblems(bad func(key, fr, en string)) {
 				bad(p.Key, p.FR, p.EN)
 			}
 		}
+	}
+	a := c.Assignments
+	var ps []Problem
+	checkSize(&ps, "assignments.max_file_size", a.MaxFileSize)
+	checkSize(&ps, "assignments.max_handin_size", a.MaxHandInSize)
+	for _, p := range ps {
+		bad(p.Key, p.FR, p.EN)
+	}
+	if len(ps) == 0 && mustSize(a.MaxFileSize) > mustSize(a.MaxHandInSize) {
+		bad("assignments.max_file_size", "plus grand que assignments.max_handin_size ; attendu au plus la taille d'un rendu entier",
+			"larger than assignments.max_handin_size; expected at most the size of a whole hand-in")
+	}
+	if len(ps) == 0 && mustSize(a.MaxFileSize) < 1_000_000 {
+		bad("assignments.max_file_size", "trop petit ; attendu au moins 1MB", "too small; expected at least 1MB")
+	}
+	if a.MaxFiles < 1 || a.MaxFiles > 100 {
+		bad("assignments.max_files", "hors limites ; attendu entre 1 et 100", "out of range; expected between 1 and 100")
 	}
 	if s.Workers < 1 || s.Workers > 16 {
 		bad("sync.workers", "hors limites ; attendu entre 1 et 16", "out of range; expected between 1 and 16")
@@ -145,8 +174,10 @@ var syncKeyTypes = func() map[string][2]string {
 	list := [2]string{"une liste de textes, par ex. [\"a\", \"b\"]", "a list of quoted texts, e.g. [\"a\", \"b\"]"}
 	table := [2]string{"une section [nom]", "a [name] table"}
 	return map[string][2]string{
-		"sync": table, "destinations": table,
-		"sync.windows": list, "sync.class_hours": list, "sync.holidays": list,
+		"sync": table, "destinations": table, "assignments": table,
+		"assignments.max_file_size": text, "assignments.max_handin_size": text,
+		"assignments.max_files": {"un nombre entier, par ex. 10", "a whole number, e.g. 10"},
+		"sync.windows":          list, "sync.class_hours": list, "sync.holidays": list,
 		"sync.target_delay": text, "sync.max_rate": text, "sync.daily_cap": text,
 		"sync.workers": {"un nombre entier, par ex. 2", "a whole number, e.g. 2"},
 	}

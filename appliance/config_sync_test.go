@@ -24,6 +24,11 @@ func TestSyncConfig(t *testing.T) {
 		{"syncthing bad id", "[destinations.academie]\nlabel = \"Académie\"\ntype = \"syncthing\"\ndevice_id = \"abc\"\n", "destinations.academie.device_id"},
 		{"unknown type", "[destinations.x]\nlabel = \"X\"\ntype = \"ftp\"\n", "destinations.x.type"},
 		{"bad id", "[destinations.Nuage_CM2]\nlabel = \"X\"\ntype = \"webdav\"\nurl = \"https://h/s/x\"\n", "destinations.Nuage_CM2"},
+		{"bigger hand-ins", "[assignments]\nmax_file_size = \"60MB\"\nmax_handin_size = \"300MB\"\nmax_files = 20\n", ""},
+		{"file above hand-in", "[assignments]\nmax_file_size = \"200MB\"\n", "assignments.max_file_size"},
+		{"bad file size", "[assignments]\nmax_file_size = \"grand\"\n", "assignments.max_file_size"},
+		{"no files", "[assignments]\nmax_files = 0\n", "assignments.max_files"},
+		{"unknown assignments key", "[assignments]\nmax_size = \"1MB\"\n", "assignments.max_size"},
 		{"unknown key", "[destinations.x]\nlabel = \"X\"\ntype = \"webdav\"\nurl = \"https://h/s/x\"\npassword = \"secret\"\n", "password"},
 	}
 	for _, tt := range tests {

@@ -136,6 +136,9 @@ func (b *Box) newHandIn(ctx context.Context) error {
 		PortalURL:       "/",
 		Destinations:    dests,
 		OnHandIn:        h.enqueue,
+		MaxFileBytes:    mustSize(cfg.Assignments.MaxFileSize),
+		MaxTotalBytes:   mustSize(cfg.Assignments.MaxHandInSize),
+		MaxFiles:        cfg.Assignments.MaxFiles,
 	}, b.store.DB(), b.content, delivery{h.outbox}, b.log.With("component", "assignments")); err != nil {
 		return err
 	}

@@ -427,6 +427,10 @@ windows = ["00:00-00:00"]
 class_hours = [%q]
 %s
 
+[assignments]
+max_file_size = "60MB"
+max_handin_size = "60MB"
+
 [destinations.nuage]
 label = "Nuage de Mme Martin"
 type = "webdav"
