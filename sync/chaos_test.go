@@ -779,9 +779,7 @@ func TestChaosHandInOverEmulatedLink(t *testing.T) {
 		}
 		box.start()
 	}
-	close(stopCuts)
-	nCuts := <-cutsDone
-	t.Logf("chaos over %v in: %d kills (%d with files on the wire), %d cuts", time.Since(started).Round(time.Second), kills, landed, nCuts)
+	t.Logf("kills over %v in: %d kills (%d with files on the wire); the cuts go on", time.Since(started).Round(time.Second), kills, landed)
 
 	// What is left goes now; `preau sync now` also ends the backoff of
 	// items that failed during a cut. Bound: 3× the ideal time of the rest.
@@ -789,7 +787,9 @@ func TestChaosHandInOverEmulatedLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, remaining, _ := box.progress()
-	within := 2*time.Minute + 3*time.Duration(float64(remaining)/chaosLinkBytesPerSec*float64(time.Second))
+	// (plus the cuts still to come: 10 s each at most).
+	within := 2*time.Minute + 3*time.Duration(float64(remaining)/chaosLinkBytesPerSec*float64(time.Second)) +
+		time.Duration(cuts)*10*time.Second
 	var st syncStatus
 	var delivered int
 	if !waitFor(within, time.Second, func() bool {
@@ -805,6 +805,9 @@ func TestChaosHandInOverEmulatedLink(t *testing.T) {
 			within.Round(time.Second), st.Outbox.Counts, remaining, first)
 	}
 	wall := time.Since(started)
+	close(stopCuts)
+	nCuts := <-cutsDone
+	t.Logf("%d link cuts while delivering", nCuts)
 	box.stop()
 	for _, p := range checkExactlyOnce(t, bed.davDir, files) {
 		t.Error(p)
