@@ -5,7 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,5 +283,56 @@ func TestBodiesBoundsUploadsOnTheWire(t *testing.T) {
 	}
 	if files := tree(t, f.root); len(files) != 4 {
 		t.Errorf("server holds %v, want 4 files", files)
+	}
+}
+
+// TestCleanupSurvivesACutListing: golang.org/x/net/webdav (rclone serve
+// webdav) answers a folder listing whose walk met a file deleted meanwhile
+// with a well-formed but shortened multistatus. Here the first listing of
+// the folder leaves one temporary file out; Cleanup still removes both.
+func TestCleanupSurvivesACutListing(t *testing.T) {
+	f := newFakeNextcloud(t)
+	rel := "CM2/Léa M/devoir.pdf"
+	dir := filepath.Join(f.root, "Devoirs", "CM2", "Léa M")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"aaaa", "bbbb"} {
+		if err := os.WriteFile(filepath.Join(dir, tempPrefix+pathHash(rel)+"-"+s+".upload"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	responseRe := regexp.MustCompile(`(?s)<d:response>.*?</d:response>`)
+	var cut atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "PROPFIND" || !strings.HasSuffix(r.URL.Path, "/L%C3%A9a%20M/") && !strings.HasSuffix(r.URL.Path, "/Léa M/") || cut.Swap(true) {
+			f.serve(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		f.serve(rec, r)
+		body := responseRe.ReplaceAllStringFunc(rec.Body.String(), func(s string) string {
+			if strings.Contains(s, "bbbb") {
+				return ""
+			}
+			return s
+		})
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, Config{URL: srv.URL + "/remote.php/dav/files/alice/Devoirs/", User: f.user, Password: f.pass})
+	if err := c.Cleanup(context.Background(), rel); err != nil {
+		t.Fatalf("Cleanup() = %v", err)
+	}
+	if !cut.Load() {
+		t.Fatal("the listing was never cut: the test did not test")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left on the server: %v", left)
 	}
 }
