@@ -93,6 +93,16 @@ func (c *pacedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// maxRTO is the retransmission-timeout ceiling of new connections: 1 s,
+// or four base RTTs on a longer path (a satellite link), so that the cap
+// never fires before an ACK could come back.
+func (s *Scheduler) maxRTO() time.Duration {
+	s.mu.Lock()
+	base := s.ctl[up].base
+	s.mu.Unlock()
+	return max(minMaxRTO, 4*base)
+}
+
 // dialer returns the DialContext of class's transport.
 func (s *Scheduler) dialer(class Class) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -107,7 +117,7 @@ func (s *Scheduler) dialer(class Class) func(ctx context.Context, network, addr 
 				if st, ok := readTCP(raw); ok && st.mss >= 536 {
 					pc.mss = st.mss
 				}
-				if err := tuneTCP(raw, s.cfg.Congestion); err != nil {
+				if err := tuneTCP(raw, s.cfg.Congestion, s.maxRTO()); err != nil {
 					s.ccOnce.Do(func() {
 						s.log.Info("congestion control unavailable, keeping the system's", "want", s.cfg.Congestion, "err", err)
 					})

@@ -13,10 +13,11 @@ const (
 	rampHeadroom  = 1.3    // the same while delivery grows
 	kneeNear      = 0.85   // above this share of the last knee, probe gently
 	kneeMemory    = 30 * time.Second
-	bestMemory    = 2 * time.Second // least span of the recent best delivery: outlasts the gaps between files
-	baseHistory   = 10              // minutes of per-minute minima (RFC 6817 BASE_HISTORY)
-	currentFilter = 3               // samples behind the current delay (RFC 6817 CURRENT_FILTER)
-	idleReset     = time.Minute     // after this long without samples, halve the window
+	bestMemory    = 2 * time.Second        // least span of the recent best delivery: outlasts the gaps between files
+	baseHistory   = 10                     // minutes of per-minute minima (RFC 6817 BASE_HISTORY)
+	currentFilter = 3                      // samples behind the current delay (RFC 6817 CURRENT_FILTER)
+	idleReset     = time.Minute            // after this long without samples, halve the window
+	outageGap     = 500 * time.Millisecond // a longer gap between samples leaves the history frozen
 	defaultRTT    = 100 * time.Millisecond
 	rateHistory   = 64 // past rates kept to compare with what is delivered an RTT later
 )
@@ -91,10 +92,23 @@ func (c *controller) update(now time.Time, s sample) {
 	if s.rtt <= 0 {
 		return // no delay information: keep the rate
 	}
-	if !c.lastSample.IsZero() && now.Sub(c.lastSample) > idleReset {
-		// What we knew of the path is stale: restart from half the window.
-		c.w = max(c.w/2, c.initRate*c.rtt.Seconds())
-		c.delivered = 0
+	if !c.lastSample.IsZero() {
+		switch gap := now.Sub(c.lastSample) - s.interval; {
+		case gap > idleReset:
+			// What we knew of the path is stale: restart from half the window.
+			c.w = max(c.w/2, c.initRate*c.rtt.Seconds())
+			c.delivered = 0
+		case gap > outageGap:
+			// Nothing moved for a while: a link cut, or a pause between
+			// transfers. Resume the history where it stopped, as if the
+			// gap had not been: otherwise the first samples after a cut —
+			// TCP restarting from one segment — would be the recent best
+			// delivery and clamp the rate far below the link.
+			for i := range c.past {
+				c.past[i].at = c.past[i].at.Add(gap)
+			}
+			c.lastCut = c.lastCut.Add(gap)
+		}
 	}
 	c.lastSample = now
 	lowest := s.rtt

@@ -240,3 +240,38 @@ func TestIdleHalvesTheWindow(t *testing.T) {
 		t.Errorf("rate after 5 idle minutes %.0f, want half of 100000", got)
 	}
 }
+
+// A cut of a few seconds leaves the controller where it was: the first
+// samples after it, TCP restarting from one segment, must not become the
+// recent best delivery that clamps the rate.
+func TestCutKeepsTheRate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		gap     time.Duration
+		minKeep float64 // least share of the rate kept after the first sample
+	}{
+		{"5 s cut", 5 * time.Second, 0.95},
+		{"30 s cut", 30 * time.Second, 0.95},
+		{"2 idle minutes", 2 * time.Minute, 0}, // stale: TestIdleHalvesTheWindow
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t0 := time.Date(2025, 10, 6, 20, 0, 0, 0, time.UTC)
+			c := newController(DefaultTargetDelay, 1000, 0, 32e3)
+			const base = 300 * time.Millisecond
+			const step = 100 * time.Millisecond
+			// Steady at about 200 kB/s, the link full, no queue.
+			now := t0
+			for range 100 {
+				now = now.Add(step)
+				c.update(now, sample{rtt: base, minRTT: base, bytes: 20e3, interval: step, limited: true})
+			}
+			before := c.rate()
+			// The cut, then TCP's first segments after it.
+			now = now.Add(tc.gap)
+			c.update(now, sample{rtt: base, minRTT: base, bytes: 2 * 1448, interval: step, limited: true})
+			if got := c.rate(); got < tc.minKeep*before {
+				t.Errorf("rate after the cut %.0f B/s, want at least %.0f%% of %.0f", got, 100*tc.minKeep, before)
+			}
+		})
+	}
+}

@@ -77,7 +77,10 @@
 // sample, and the path delivered at least 85 % of what was paced an RTT
 // earlier (an unused window proves nothing, RFC 7661); decreases always
 // apply. Growth stops at the first sample showing a queue, decreases
-// wait for the filtered delay. After a minute without samples W is
+// wait for the filtered delay. A gap of more than half a second without
+// samples (a link cut, a pause between files) freezes the history: the
+// first samples after it, TCP restarting from one segment, do not count
+// as the recent best delivery. After a minute without samples W is
 // halved.
 //
 // TCP underneath. The OS's TCP would fill the bottleneck queue by itself;
@@ -95,7 +98,12 @@
 // a chunk and has sent them before the next one comes (TCP then sees an
 // application-limited flow and BBR follows the pacer rather than its own
 // model), and TCP_NOTSENT_LOWAT, so that the socket buffer cannot hide a
-// backlog from the pacer.
+// backlog from the pacer. Its retransmission timeout is capped at 1 s (or
+// four base RTTs; TCP_RTO_MAX_MS, Linux 6.15+): while the link is cut
+// the timeout doubles at each try, and with the default 120 s ceiling
+// the first segment after a 5 s cut waits 2–3 s more on average, after
+// a minute's cut up to a minute. A 5-minute TCP_USER_TIMEOUT then
+// decides when a connection is dead, not the count of retries.
 //
 // Equilibrium. Alone on the link the scheduler keeps a queue of about T
 // or less and the link full; beside a foreground flow that adds its own

@@ -54,6 +54,7 @@ const (
 	// little enough that TCP's own probes cannot overshoot the rate.
 	kernelPacing = 1.05
 	observeSpan  = 10 * time.Second // transfer time between two PathObserver reports
+	minMaxRTO    = time.Second      // least retransmission-timeout ceiling (Linux's own floor for it)
 )
 
 // Scheduler is the one WAN budget. Its methods are safe for concurrent

@@ -17,6 +17,6 @@ type tcpStats struct {
 	mss                 int
 }
 
-func readTCP(syscall.RawConn) (tcpStats, bool) { return tcpStats{}, false }
-func tuneTCP(syscall.RawConn, string) error    { return nil }
-func setMaxPacing(syscall.RawConn, float64)    {}
+func readTCP(syscall.RawConn) (tcpStats, bool)             { return tcpStats{}, false }
+func tuneTCP(syscall.RawConn, string, time.Duration) error { return nil }
+func setMaxPacing(syscall.RawConn, float64)                {}
