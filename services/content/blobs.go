@@ -66,7 +66,7 @@ func (c *copier) writeBlob(r io.Reader, f manifestFile, checkLonger bool) error 
 		if m > 0 {
 			h.Write(c.buf[:m])
 			if _, err := tmp.Write(c.buf[:m]); err != nil {
-				return fmt.Errorf("write blob of %s: %w", f.Path, err)
+				return fmt.Errorf("write blob of %s: %w", f.Path, diskError(err))
 			}
 			done += int64(m)
 			c.state.BytesDone += int64(m)
@@ -98,17 +98,10 @@ func (c *copier) writeBlob(r io.Reader, f manifestFile, checkLonger bool) error 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write blob of %s: close: %w", f.Path, err)
 	}
-	dir := filepath.Join(c.s.blobsDir, f.SHA256[:2])
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := c.s.placeBlob(c.ctx, tmp.Name(), f.SHA256); err != nil {
 		return fmt.Errorf("write blob of %s: %w", f.Path, err)
-	}
-	if err := os.Rename(tmp.Name(), c.s.blobPath(f.SHA256)); err != nil {
-		return fmt.Errorf("write blob of %s: rename: %w", f.Path, err)
 	}
 	tmp = nil
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write blob of %s: %w", f.Path, err)
-	}
 	return nil
 }
 

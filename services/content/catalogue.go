@@ -17,29 +17,35 @@ import (
 var errNoRows = sql.ErrNoRows
 
 // commit makes the pack visible in one transaction, replacing a previous
-// version, and returns the blobs the previous version referenced.
-func (s *Store) commit(ctx context.Context, m *manifest, manifestHash string, bodies map[string]string, importedAt time.Time) (map[string]bool, error) {
+// version, and returns the blobs the previous version referenced and its
+// import time (unix ms, 0 without one). source is the catalogue source, ""
+// for a pack imported by hand.
+func (s *Store) commit(ctx context.Context, m *manifest, manifestHash string, bodies map[string]string, importedAt time.Time, source string) (map[string]bool, int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
 	defer tx.Rollback()
+	var oldAt int64
+	if err := tx.QueryRowContext(ctx, "SELECT imported_at FROM content_packs WHERE id = ?", m.ID).Scan(&oldAt); err != nil && !errors.Is(err, errNoRows) {
+		return nil, 0, fmt.Errorf("commit: read previous version: %w", err)
+	}
 	old := make(map[string]bool)
 	rows, err := tx.QueryContext(ctx, "SELECT DISTINCT sha256 FROM content_files WHERE pack = ?", m.ID)
 	if err != nil {
-		return nil, fmt.Errorf("commit: list previous files: %w", err)
+		return nil, 0, fmt.Errorf("commit: list previous files: %w", err)
 	}
 	for rows.Next() {
 		var h string
 		if err := rows.Scan(&h); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("commit: list previous files: %w", err)
+			return nil, 0, fmt.Errorf("commit: list previous files: %w", err)
 		}
 		old[h] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("commit: list previous files: %w", err)
+		return nil, 0, fmt.Errorf("commit: list previous files: %w", err)
 	}
 
 	exec := func(what, q string, args ...any) error {
@@ -49,30 +55,31 @@ func (s *Store) commit(ctx context.Context, m *manifest, manifestHash string, bo
 		return nil
 	}
 	if err := exec("remove previous search rows", "DELETE FROM content_search WHERE pack = ?", m.ID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := exec("remove previous version", "DELETE FROM content_packs WHERE id = ?", m.ID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var created any
 	if !m.created.IsZero() {
 		created = m.created.Unix()
 	}
 	if err := exec("insert pack", `INSERT INTO content_packs
-		(id, version, title, description, publisher, language, created, manifest_sha256, bytes, imported_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Version, m.Title, m.Description, m.Publisher, m.Language, created, manifestHash, m.total, importedAt.UnixMilli()); err != nil {
-		return nil, err
+		(id, version, title, description, publisher, language, created, manifest_sha256, bytes, imported_at, source, last_access)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Version, m.Title, m.Description, m.Publisher, m.Language, created, manifestHash, m.total, importedAt.UnixMilli(),
+		source, importedAt.UnixMilli()); err != nil {
+		return nil, 0, err
 	}
 	insFile, err := tx.PrepareContext(ctx, "INSERT INTO content_files (pack, path, size, sha256, media_type) VALUES (?, ?, ?, ?, ?)")
 	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
 	defer insFile.Close()
 	for _, p := range m.order {
 		f := m.files[p]
 		if _, err := insFile.ExecContext(ctx, m.ID, f.Path, f.Size, f.SHA256, f.MediaType); err != nil {
-			return nil, fmt.Errorf("commit: insert file %s: %w", p, err)
+			return nil, 0, fmt.Errorf("commit: insert file %s: %w", p, err)
 		}
 	}
 	for i, it := range m.Items {
@@ -85,32 +92,33 @@ func (s *Store) commit(ctx context.Context, m *manifest, manifestHash string, bo
 			(pack, id, position, title, sort_key, description, kind, language, licence, source, authors, entry, thumbnail)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, it.ID, i, it.Title, foldTitle(it.Title), it.Description, it.Kind, lang, it.Licence, it.Source, string(authors), it.Entry, it.Thumbnail); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for j, l := range it.Levels {
 			if err := exec("insert level", "INSERT INTO content_item_levels (pack, item, level, position) VALUES (?, ?, ?, ?)", m.ID, it.ID, l, j); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		for j, sub := range it.Subjects {
 			if err := exec("insert subject", "INSERT INTO content_item_subjects (pack, item, subject, position) VALUES (?, ?, ?, ?)", m.ID, it.ID, sub, j); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		for j, f := range it.Files {
 			if err := exec("insert item file", "INSERT INTO content_item_files (pack, item, path, position) VALUES (?, ?, ?, ?)", m.ID, it.ID, f.Path, j); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		if err := exec("insert search row", "INSERT INTO content_search (pack, item, title, description, subjects, body) VALUES (?, ?, ?, ?, ?, ?)",
 			m.ID, it.ID, it.Title, it.Description, strings.Join(it.Subjects, " "), bodies[it.ID]); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
-	return old, nil
+	s.forgetAccess(m.ID) // last_access starts again at importedAt
+	return old, oldAt, nil
 }
 
 func nonNil(xs []string) []string {
@@ -120,56 +128,32 @@ func nonNil(xs []string) []string {
 	return xs
 }
 
-// Remove removes a pack and the blobs no other pack references.
+// Remove removes a pack, its pin and the blobs nothing else keeps.
 func (s *Store) Remove(ctx context.Context, packID string) error {
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	if err := s.removePackLocked(ctx, packID); err != nil {
 		return fmt.Errorf("remove pack %s: %w", packID, err)
 	}
-	defer tx.Rollback()
-	hashes := make(map[string]bool)
-	rows, err := tx.QueryContext(ctx, "SELECT DISTINCT sha256 FROM content_files WHERE pack = ?", packID)
-	if err != nil {
-		return fmt.Errorf("remove pack %s: %w", packID, err)
-	}
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return fmt.Errorf("remove pack %s: %w", packID, err)
-		}
-		hashes[h] = true
-	}
-	rows.Close()
-	if _, err := tx.ExecContext(ctx, "DELETE FROM content_search WHERE pack = ?", packID); err != nil {
-		return fmt.Errorf("remove pack %s: search rows: %w", packID, err)
-	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM content_packs WHERE id = ?", packID)
-	if err != nil {
-		return fmt.Errorf("remove pack %s: %w", packID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("remove pack %s: %w", packID, ErrNotFound)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("remove pack %s: commit: %w", packID, err)
-	}
-	s.invalidateIndex()
-	s.removeUnreferenced(context.WithoutCancel(ctx), hashes)
 	s.log.Info("pack removed", "pack", packID)
 	return nil
 }
 
 const packColumns = `p.id, p.version, p.title, p.description, p.publisher, p.language, p.bytes, p.imported_at,
-	(SELECT COUNT(*) FROM content_items i WHERE i.pack = p.id)`
+	(SELECT COUNT(*) FROM content_items i WHERE i.pack = p.id), p.source, p.last_access,
+	(SELECT until FROM content_pack_pins x WHERE x.pack = p.id)`
 
 func scanPack(sc interface{ Scan(...any) error }) (PackInfo, error) {
 	var p PackInfo
-	var ms int64
-	err := sc.Scan(&p.ID, &p.Version, &p.Title, &p.Description, &p.Publisher, &p.Language, &p.Bytes, &ms, &p.Items)
+	var ms, access int64
+	var until sql.NullInt64
+	err := sc.Scan(&p.ID, &p.Version, &p.Title, &p.Description, &p.Publisher, &p.Language, &p.Bytes, &ms, &p.Items,
+		&p.Source, &access, &until)
 	p.ImportedAt = time.UnixMilli(ms).UTC()
+	p.LastAccess = time.UnixMilli(access).UTC()
+	if until.Valid {
+		p.PinnedUntil = time.UnixMilli(until.Int64).UTC()
+	}
 	return p, err
 }
 

@@ -1,6 +1,9 @@
 // Package content owns the box's content store: SHA-256-addressed blobs on
 // disk, the metadata of imported content packs in SQLite, the import of packs
-// (folder, tar, tar.zst, tar.gz or http(s) URL) and the HTTP serving of pack
+// (folder, tar, tar.zst, tar.gz or http(s) URL), the resumable fetch of
+// single files for the catalogue and the packs made of them, the storage
+// budget (quota, least-recently-used eviction of catalogue packs, teachers'
+// pins), the scrub that finds damaged blobs, and the HTTP serving of pack
 // files under /c/{pack}/{path}.
 //
 // Only package appliance constructs a Store; other components (the portal)
@@ -18,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +36,18 @@ type Config struct {
 	MaxFiles         int   // default 100000
 	MaxManifestBytes int64 // default 8 MiB
 
+	// MaxBytes is the store's quota: blobs, partial downloads and
+	// quarantined blobs together. 0 means 90 % of the size of Dir's
+	// filesystem (measured when needed); negative means no quota. FetchBlob
+	// evicts catalogue packs, then refuses, rather than go over it.
+	MaxBytes int64
+	// MinFreeBytes is what FetchBlob leaves free on Dir's filesystem, for
+	// the database, logs and hand-ins. Default 512 MiB; negative means none.
+	MinFreeBytes int64
+	// ScrubRate bounds how fast Scrub reads blobs, in bytes per second,
+	// when its caller gives no rate. Default 8 MiB/s.
+	ScrubRate int64
+
 	// Now is the clock; nil means time.Now. It is not read from a file.
 	Now func() time.Time `toml:"-" json:"-"`
 }
@@ -42,6 +58,10 @@ const (
 	DefaultMaxFileBytes     = 16 << 30
 	DefaultMaxFiles         = 100000
 	DefaultMaxManifestBytes = 8 << 20
+	DefaultMinFreeBytes     = 512 << 20
+	DefaultScrubRate        = 8 << 20
+	// defaultQuotaPercent of the filesystem is the quota when MaxBytes is 0.
+	defaultQuotaPercent = 90
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -57,6 +77,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxManifestBytes == 0 {
 		c.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = DefaultScrubRate
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -79,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("content config: max files is negative")
 	case c.MaxManifestBytes < 0:
 		return errors.New("content config: max manifest bytes is negative")
+	case c.ScrubRate < 0:
+		return errors.New("content config: scrub rate is negative")
 	}
 	return nil
 }
@@ -110,8 +138,11 @@ type PackInfo struct {
 	Items                                                int
 	Bytes                                                int64 // sum of the sizes of the pack's distinct files
 	ImportedAt                                           time.Time
-	AlreadyPresent                                       bool // Import: the same version and manifest were already there
-	Copied                                               int  // Import: files whose blob this import wrote (the others were already stored)
+	Source                                               string    // catalogue source that committed it; "" for a pack imported by hand (never evicted)
+	LastAccess                                           time.Time // last time a file of it was served, as last flushed (at most a minute late), or its import
+	PinnedUntil                                          time.Time // a teacher's pin protects it from eviction until then; zero when not pinned
+	AlreadyPresent                                       bool      // Import: the same version and manifest were already there
+	Copied                                               int       // Import: files whose blob this import wrote (the others were already stored)
 }
 
 // File is one file of a pack.
@@ -145,7 +176,7 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	blobsDir, tmpDir string
+	blobsDir, tmpDir, quarantineDir string
 
 	// importMu serialises imports, removals and GC: they all decide which
 	// blobs are referenced.
@@ -156,6 +187,27 @@ type Store struct {
 	indexLoaded bool
 
 	hot *hotCache
+
+	// fetchMu guards fetching: the partial downloads in use, so that two
+	// fetches of one URL take turns.
+	fetchMu  sync.Mutex
+	fetching map[string]chan struct{}
+
+	// spaceMu serialises the decisions about room (and so evictions);
+	// reservations are the bytes fetches in flight still expect to write.
+	// It is taken before importMu, never while holding it.
+	spaceMu      sync.Mutex
+	reservations map[*reservation]struct{}
+
+	// access holds when each pack was last served, in memory; Serve
+	// writes it to SQLite every minute.
+	accessMu sync.Mutex
+	access   map[string]*packAccess
+
+	// damaged is the set of quarantined blobs (copy on write, read without
+	// a lock on the hot path); nil until loaded from SQLite.
+	damagedMu sync.Mutex
+	damaged   atomic.Pointer[map[string]bool]
 }
 
 // New validates cfg, creates the store's folders and removes the temporary
@@ -173,16 +225,20 @@ func New(cfg Config, db *sql.DB, http Doer, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		hot:      newHotCache(hotMaxBytes),
-		cfg:      cfg,
-		db:       db,
-		http:     http,
-		log:      log,
-		now:      cfg.Now,
-		blobsDir: filepath.Join(cfg.Dir, "blobs"),
-		tmpDir:   filepath.Join(cfg.Dir, "tmp"),
+		hot:           newHotCache(hotMaxBytes),
+		cfg:           cfg,
+		db:            db,
+		http:          http,
+		log:           log,
+		now:           cfg.Now,
+		blobsDir:      filepath.Join(cfg.Dir, "blobs"),
+		tmpDir:        filepath.Join(cfg.Dir, "tmp"),
+		quarantineDir: filepath.Join(cfg.Dir, "quarantine"),
+		fetching:      make(map[string]chan struct{}),
+		reservations:  make(map[*reservation]struct{}),
+		access:        make(map[string]*packAccess),
 	}
-	for _, d := range []string{s.blobsDir, s.tmpDir} {
+	for _, d := range []string{s.blobsDir, s.tmpDir, s.quarantineDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("new content store: create %s: %w", d, err)
 		}

@@ -66,6 +66,17 @@ func (c *hotCache) put(hash string, b []byte) {
 	c.used += len(b)
 }
 
+// remove drops hash from the cache.
+func (c *hotCache) remove(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[hash]; ok {
+		c.order.Remove(e)
+		delete(c.entries, hash)
+		c.used -= len(e.Value.(*hotEntry).b)
+	}
+}
+
 // openBlobFile opens a blob for reading without registering it with the
 // network poller: a regular file cannot be polled, and os.Open's attempt
 // costs a system call per request.

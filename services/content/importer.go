@@ -146,11 +146,12 @@ func (s *Store) importPath(ctx context.Context, source string, progress func(Pro
 	imp.c.emit()
 	bodies := s.articleBodies(m)
 	importedAt := s.now()
-	oldHashes, err := s.commit(ctx, m, manifestHash, bodies, importedAt)
+	oldHashes, oldAt, err := s.commit(ctx, m, manifestHash, bodies, importedAt, "")
 	if err != nil {
 		return PackInfo{}, fmt.Errorf("import pack %s: %w", m.ID, err)
 	}
 	if len(oldHashes) > 0 {
+		s.releaseFetchPins(context.WithoutCancel(ctx), oldHashes, oldAt)
 		s.removeUnreferenced(context.WithoutCancel(ctx), oldHashes)
 	}
 	s.invalidateIndex()
@@ -678,5 +679,6 @@ func (s *Store) removeUnreferenced(ctx context.Context, hashes map[string]bool) 
 		if err := os.Remove(s.blobPath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("remove unreferenced blob", "blob", h, "err", err)
 		}
+		s.repaired(ctx, h) // a damaged blob nothing needs is no longer missing
 	}
 }

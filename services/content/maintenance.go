@@ -55,6 +55,24 @@ func (s *Store) GC(ctx context.Context, olderThan time.Duration) (removed int, f
 			freed += info.Size()
 		}
 	}
+	// Quarantined copies whose blob was repaired or released (a crash
+	// between the two steps leaves one).
+	damaged, err := s.damagedList(ctx)
+	if err != nil {
+		return removed, freed, fmt.Errorf("gc: %w", err)
+	}
+	if entries, err := os.ReadDir(s.quarantineDir); err == nil {
+		for _, e := range entries {
+			info, err := e.Info()
+			if err != nil || damaged[e.Name()] || info.ModTime().After(cutoff) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.quarantineDir, e.Name())); err == nil {
+				removed++
+				freed += info.Size()
+			}
+		}
+	}
 	if removed > 0 {
 		s.log.Info("content gc", "removed", removed, "bytes", freed)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // ErrBlobTooLarge means PutBlob read more than its limit.
@@ -41,7 +40,7 @@ func (s *Store) PutBlob(ctx context.Context, owner string, r io.Reader, max int6
 	h := sha256.New()
 	size, err = io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx: ctx, r: io.LimitReader(r, max+1)})
 	if err != nil {
-		return "", 0, fmt.Errorf("put blob: %w", err)
+		return "", 0, fmt.Errorf("put blob: %w", diskError(err))
 	}
 	if size > max {
 		return "", 0, fmt.Errorf("put blob: %w (%d bytes max)", ErrBlobTooLarge, max)
@@ -57,17 +56,8 @@ func (s *Store) PutBlob(ctx context.Context, owner string, r io.Reader, max int6
 	defer s.importMu.Unlock()
 	if s.blobExists(hash) {
 		os.Remove(tmp.Name())
-	} else {
-		dir := filepath.Join(s.blobsDir, hash[:2])
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return "", 0, fmt.Errorf("put blob: %w", err)
-		}
-		if err := os.Rename(tmp.Name(), s.blobPath(hash)); err != nil {
-			return "", 0, fmt.Errorf("put blob: rename: %w", err)
-		}
-		if err := syncDir(dir); err != nil {
-			return "", 0, fmt.Errorf("put blob: %w", err)
-		}
+	} else if err := s.placeBlob(ctx, tmp.Name(), hash); err != nil {
+		return "", 0, fmt.Errorf("put blob: %w", err)
 	}
 	tmp = nil
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO content_pins (owner, sha256, pinned_at) VALUES (?, ?, ?)

@@ -105,5 +105,39 @@ CREATE TABLE content_pins (
 ) STRICT;
 CREATE INDEX content_pins_sha256 ON content_pins(sha256);
 `,
+	}, {
+		Version: 3,
+		Name:    "catalogue packs, eviction, teachers' pins, scrub",
+		SQL: `
+-- source: the catalogue source that committed the pack ('' = imported by
+-- hand, never evicted). last_access: unix milliseconds, written at most
+-- every minute from memory.
+ALTER TABLE content_packs ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE content_packs ADD COLUMN last_access INTEGER NOT NULL DEFAULT 0;
+UPDATE content_packs SET last_access = imported_at;
+
+-- fetched = 1: the pin FetchBlob took; it protects the blob until a pack
+-- that references it goes (removal, eviction, replacement).
+ALTER TABLE content_pins ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;
+
+-- A teacher's pin on a pack. No foreign key: a pack is replaced by delete
+-- and insert, and its pin must survive that.
+CREATE TABLE content_pack_pins (
+	pack  TEXT PRIMARY KEY,
+	until INTEGER NOT NULL -- unix milliseconds
+) STRICT;
+
+-- Blobs the scrub found damaged and moved to Dir/quarantine.
+CREATE TABLE content_damaged (
+	sha256   TEXT PRIMARY KEY,
+	size     INTEGER NOT NULL,
+	found_at INTEGER NOT NULL -- unix milliseconds
+) STRICT;
+
+CREATE TABLE content_settings (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+`,
 	}}
 }

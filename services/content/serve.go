@@ -23,6 +23,7 @@ type servedFile struct {
 	modTime   time.Time
 	etag      string // quoted hash
 	lastMod   string // modTime in http.TimeFormat
+	access    *packAccess
 }
 
 func (s *Store) invalidateIndex() {
@@ -61,6 +62,7 @@ func (s *Store) loadIndex(ctx context.Context) (map[string]map[string]servedFile
 	}
 	defer rows.Close()
 	idx := make(map[string]map[string]servedFile)
+	access := make(map[string]*packAccess)
 	for rows.Next() {
 		var pack, path string
 		var f servedFile
@@ -73,7 +75,9 @@ func (s *Store) loadIndex(ctx context.Context) (map[string]map[string]servedFile
 		f.lastMod = f.modTime.Truncate(time.Second).Format(http.TimeFormat)
 		if idx[pack] == nil {
 			idx[pack] = make(map[string]servedFile)
+			access[pack] = s.accessOf(pack)
 		}
+		f.access = access[pack]
 		idx[pack][path] = f
 	}
 	if err := rows.Err(); err != nil {
@@ -91,6 +95,10 @@ func (s *Store) Open(ctx context.Context, pack, path string) (*os.File, File, er
 	if !ok {
 		return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, ErrNotFound)
 	}
+	if s.isDamaged(ctx, sf.hash) {
+		return nil, File{}, fmt.Errorf("open %s/%s: %w", pack, path, ErrDamaged)
+	}
+	sf.access.touch(s.now().UnixMilli())
 	f, err := os.Open(s.blobPath(sf.hash))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -143,6 +151,11 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request, pack, path str
 		plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
 		return
 	}
+	if s.isDamaged(r.Context(), sf.hash) {
+		damagedError(w, r)
+		return
+	}
+	sf.access.touch(s.now().UnixMilli())
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	// Blobs never change but a pack path may name another blob after an
@@ -162,7 +175,7 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request, pack, path str
 		b, ok := s.hot.get(sf.hash)
 		if !ok {
 			if b, err = s.readSmallBlob(sf.hash, sf.size); err != nil {
-				s.blobError(w, r, pack, path, err)
+				s.blobError(w, r, pack, path, sf.hash, err)
 				return
 			}
 			s.hot.put(sf.hash, b)
@@ -172,7 +185,7 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request, pack, path str
 	}
 	f, err := openBlobFile(s.blobPath(sf.hash))
 	if err != nil {
-		s.blobError(w, r, pack, path, err)
+		s.blobError(w, r, pack, path, sf.hash, err)
 		return
 	}
 	defer f.Close()
@@ -181,14 +194,26 @@ func (s *Store) serveFile(w http.ResponseWriter, r *http.Request, pack, path str
 
 // blobError answers a request whose blob cannot be read: gone (a removal
 // committed after the index was read) or broken.
-func (s *Store) blobError(w http.ResponseWriter, r *http.Request, pack, path string, err error) {
+func (s *Store) blobError(w http.ResponseWriter, r *http.Request, pack, path, hash string, err error) {
 	h := w.Header()
 	h.Del("Cache-Control")
 	h.Del("Content-Security-Policy")
 	if !errors.Is(err, fs.ErrNotExist) {
 		s.log.Error("serve pack file", "pack", pack, "path", path, "err", err)
 	}
+	if s.isDamaged(r.Context(), hash) {
+		damagedError(w, r)
+		return
+	}
 	plainError(w, r, http.StatusNotFound, "Ressource introuvable", "Not found")
+}
+
+// damagedError answers for a file whose blob is in quarantine.
+func damagedError(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "3600")
+	plainError(w, r, http.StatusServiceUnavailable,
+		"Ce fichier est endommagé sur la box ; il sera téléchargé à nouveau. Réessayez plus tard",
+		"This file is damaged on the box; it will be fetched again. Try again later")
 }
 
 // activeContent reports media types a browser may run script in.
