@@ -26,6 +26,7 @@ import (
 
 	"preau/appliance/demo"
 	"preau/appliance/store"
+	"preau/services/catalog"
 	"preau/services/content"
 	"preau/services/portal"
 	"preau/sync/uplink"
@@ -60,6 +61,7 @@ type Box struct {
 	uplink  *uplink.Monitor
 	lan     *lan
 	handin  *handin
+	catalog *catalog.Catalog
 	metrics *prometheus.Registry
 	http    *http.Client
 
@@ -128,7 +130,12 @@ func open(ctx context.Context, cfg Config, log *slog.Logger) (*Box, error) {
 		Dir:          contentDir(cfg.Box.DataDir),
 		MaxPackBytes: mustSize(cfg.Content.MaxPackSize),
 		MaxFileBytes: mustSize(cfg.Content.MaxFileSize),
+		MinFreeBytes: mustSize(cfg.Content.MinFree),
+		ScrubRate:    mustSize(cfg.Content.ScrubRate),
 	}.WithDefaults()
+	if cfg.Content.MaxStoreSize != "" {
+		ccfg.MaxBytes = mustSize(cfg.Content.MaxStoreSize)
+	}
 	if b.content, err = content.New(ccfg, b.store.DB(), b.http, log.With("component", "content")); err != nil {
 		return nil, err
 	}
@@ -202,11 +209,14 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 	}
 	pcfg := portal.Config{SchoolName: cfg.Box.Name, DefaultLanguage: cfg.Portal.Language, ContentPrefix: "/c/",
 		HandInURL: "/devoirs/"}.WithDefaults()
-	if b.portal, err = portal.New(pcfg, catalog{b.content}, b.uplink, log.With("component", "portal")); err != nil {
+	if b.portal, err = portal.New(pcfg, portalCatalog{b.content}, b.uplink, log.With("component", "portal")); err != nil {
 		return nil, err
 	}
 	b.metrics = b.newMetrics()
 	if err := b.newHandIn(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.newCatalog(ctx); err != nil {
 		return nil, err
 	}
 
@@ -285,6 +295,7 @@ func (b *Box) Serve(ctx context.Context) error {
 	}
 	parts = append(parts, b.lan.parts(b, shutdown)...)
 	parts = append(parts, b.handin.parts()...)
+	parts = append(parts, b.catalogParts()...)
 	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),

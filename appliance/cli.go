@@ -60,6 +60,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdSync(args[1:], stdout, stderr, lang)
 	case "export":
 		return cmdExport(args[1:], stdout, stderr, lang)
+	case "catalog":
+		return cmdCatalog(args[1:], stdout, stderr, lang)
+	case "cache":
+		return cmdCache(args[1:], stdout, stderr, lang)
 	case "teacher":
 		return cmdTeacher(args[1:], stdout, stderr, lang, os.Stdin)
 	case "help", "-h", "--help":
@@ -108,6 +112,9 @@ Commandes :
   sync status [--json]    file d'envoi des devoirs, débit, plages horaires
   sync now                envoyer maintenant, hors des plages horaires
   export --to DOSSIER     écrit les envois en attente sur une clé USB (lot vérifiable)
+  catalog add|list|refresh|pin|unpin|remove
+                          catalogue de l'école : GAR, vidéos Tube, partages Nuage, paquets
+  cache status            place utilisée, quota, contenus épinglés
   teacher add IDENTIFIANT "Prénom Nom"
                           crée un compte enseignant (mot de passe lu sur l'entrée)
   check-config FICHIER    vérifie un fichier de configuration
@@ -128,6 +135,9 @@ Commands:
   sync status [--json]    hand-in outbox, rate, time windows
   sync now                send now, outside the time windows
   export --to DIR         write pending deliveries to a USB key (self-verifying bundle)
+  catalog add|list|refresh|pin|unpin|remove
+                          the school catalogue: GAR, Tube videos, Nuage shares, packs
+  cache status            space used, quota, pinned content
   teacher add LOGIN "First Last"
                           create a teacher account (password read from input)
   check-config FILE       check a configuration file

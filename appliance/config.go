@@ -46,6 +46,7 @@ type Config struct {
 	DHCP    DHCPConfig    `toml:"dhcp"`
 	Gateway GatewayConfig `toml:"gateway"`
 	Sync    SyncConfig    `toml:"sync"`
+	Catalog CatalogConfig `toml:"catalog"`
 	// Assignments: limits of pupils' hand-ins.
 	Assignments AssignmentsConfig `toml:"assignments"`
 	// Destinations of hand-ins, by id: [destinations.nuage-cm2].
@@ -77,6 +78,14 @@ type ContentConfig struct {
 	MaxPackSize string `toml:"max_pack_size"`
 	// MaxFileSize, e.g. "16GiB" (default).
 	MaxFileSize string `toml:"max_file_size"`
+	// MaxStoreSize is the store's quota, e.g. "200GiB"; "" (default) means
+	// 90 % of the disk. Catalogue content past it is evicted, least
+	// recently used first, never what a teacher pinned.
+	MaxStoreSize string `toml:"max_store_size"`
+	// MinFree is kept free on the disk by downloads. Default "512MiB".
+	MinFree string `toml:"min_free"`
+	// ScrubRate is the nightly re-hash's read rate per second. Default "8MiB".
+	ScrubRate string `toml:"scrub_rate"`
 }
 
 // PortalConfig is the pupils' portal.
@@ -115,6 +124,7 @@ func Defaults() Config {
 	}
 	lanDefaults(&c)
 	syncDefaults(&c)
+	catalogDefaults(&c)
 	return c
 }
 
@@ -324,6 +334,7 @@ func (c Config) problems() []Problem {
 	}
 	c.lanProblems(bad)
 	c.syncProblems(bad)
+	c.catalogProblems(bad)
 	return ps
 }
 
@@ -506,7 +517,7 @@ var keyTypes = func() map[string][2]string {
 }()
 
 func init() {
-	for _, m := range []map[string][2]string{lanKeyTypes, syncKeyTypes} {
+	for _, m := range []map[string][2]string{lanKeyTypes, syncKeyTypes, catalogKeyTypes} {
 		for k, v := range m {
 			keyTypes[k] = v
 		}

@@ -21,7 +21,7 @@ func TestConfigValidFixtures(t *testing.T) {
 		{"v1-full.toml", func(c *Config) {
 			c.Box = BoxConfig{Name: "École élémentaire Jules-Ferry", UAI: "0350001A", DataDir: "/var/lib/preau"}
 			c.HTTP = HTTPConfig{Listen: []string{":80", "[::]:8080"}, ShutdownTimeout: "20s"}
-			c.Content = ContentConfig{MaxPackSize: "100GiB", MaxFileSize: "8GiB"}
+			c.Content = ContentConfig{MaxPackSize: "100GiB", MaxFileSize: "8GiB", MinFree: "512MiB", ScrubRate: "8MiB"}
 			c.Uplink = UplinkConfig{ProbeURLs: []string{"https://apps.education.fr/", "http://example.org/"}, Interval: "10m"}
 			c.Log = LogConfig{Level: "debug", Format: "journal"}
 		}},

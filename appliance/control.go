@@ -85,6 +85,7 @@ func (b *Box) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/import", b.serveImport)
 	b.syncControl(mux)
+	b.catalogControl(mux)
 	return mux
 }
 

@@ -27,6 +27,7 @@ func (b *Box) routes() http.Handler {
 	mux.Handle("GET /metrics", b.metricsHandler())
 	mux.Handle("/c/", b.instrument("content", corked(b.content.Handler())))
 	b.handInRoutes(mux)
+	mux.Handle("/catalogue/vignettes/", b.instrument("catalog", b.catalog.ThumbnailHandler()))
 	mux.Handle("/", b.instrument("portal", b.portal.Handler()))
 	return mux
 }
@@ -85,14 +86,14 @@ func diskSpace(dir string) (free, size uint64) {
 
 // catalog adapts the content store to the portal's Catalog interface; the
 // portal owns the interface (STYLE 4) and never imports content.
-type catalog struct{ s *content.Store }
+type portalCatalog struct{ s *content.Store }
 
-func (c catalog) Items(ctx context.Context) ([]portal.Item, error) {
+func (c portalCatalog) Items(ctx context.Context) ([]portal.Item, error) {
 	items, err := c.s.Items(ctx)
 	return toPortal(items), err
 }
 
-func (c catalog) Item(ctx context.Context, pack, id string) (portal.Item, error) {
+func (c portalCatalog) Item(ctx context.Context, pack, id string) (portal.Item, error) {
 	it, err := c.s.Item(ctx, pack, id)
 	if err != nil {
 		if errors.Is(err, content.ErrNotFound) {
@@ -103,12 +104,12 @@ func (c catalog) Item(ctx context.Context, pack, id string) (portal.Item, error)
 	return toPortal([]content.Item{it})[0], nil
 }
 
-func (c catalog) Search(ctx context.Context, q string, limit int) ([]portal.Item, error) {
+func (c portalCatalog) Search(ctx context.Context, q string, limit int) ([]portal.Item, error) {
 	items, err := c.s.Search(ctx, q, limit)
 	return toPortal(items), err
 }
 
-func (c catalog) Open(ctx context.Context, pack, path string) (io.ReadCloser, error) {
+func (c portalCatalog) Open(ctx context.Context, pack, path string) (io.ReadCloser, error) {
 	f, _, err := c.s.Open(ctx, pack, path)
 	if err != nil {
 		if errors.Is(err, content.ErrNotFound) {

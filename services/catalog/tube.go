@@ -369,9 +369,16 @@ func (c *Catalog) videoItem(base string, v tubeVideoJSON, caps tubeCaptionList, 
 	return l
 }
 
-// tubePackID is tube-<short hash of the instance>-<uuid prefix>.
+// tubePackID is tube-<short hash of the instance>-<the uuid's 32 hex
+// digits>: a prefix of the uuid would let two videos of an instance share
+// a pack (the second replacing the first). A uuid that is not 32 hex
+// digits (an instance of another kind) is hashed.
 func tubePackID(host, uuid string) string {
-	return "tube-" + shortHash(strings.ToLower(host), 6) + "-" + strings.ReplaceAll(uuid, "-", "")[:12]
+	u := strings.ToLower(strings.ReplaceAll(uuid, "-", ""))
+	if len(u) != 32 || strings.Trim(u, "0123456789abcdef") != "" {
+		u = shortHash(uuid, 32)
+	}
+	return "tube-" + shortHash(strings.ToLower(host), 6) + "-" + u
 }
 
 func mustPath(u string) string {

@@ -223,7 +223,17 @@ func TestSlugAndPackIDs(t *testing.T) {
 		}
 	}
 	id := tubePackID("tube.example", "9c9de5e8-0a1e-484a-b099-e80766180a6d")
-	if !idPattern.MatchString(id) || !strings.HasPrefix(id, "tube-") || !strings.HasSuffix(id, "-9c9de5e80a1e") {
+	if !idPattern.MatchString(id) || !strings.HasPrefix(id, "tube-") || !strings.HasSuffix(id, "-9c9de5e80a1e484ab099e80766180a6d") {
 		t.Errorf("tubePackID = %q", id)
+	}
+	// Two videos whose uuids share a long prefix get two packs.
+	if a, b := tubePackID("tube.example", "0b1c2d3e-0000-4000-8000-000000000001"),
+		tubePackID("tube.example", "0b1c2d3e-0000-4000-8000-000000000002"); a == b {
+		t.Errorf("two videos share the pack %s", a)
+	}
+	for _, odd := range []string{"", "abc", strings.Repeat("z", 40), "../../etc"} {
+		if id := tubePackID("tube.example", odd); !idPattern.MatchString(id) {
+			t.Errorf("tubePackID(%q) = %q, not a pack id", odd, id)
+		}
 	}
 }

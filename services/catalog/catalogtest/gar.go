@@ -258,3 +258,11 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Close stops the list service and the thumbnail host at once.
+func (g *GAR) Close() {
+	for _, s := range []*httptest.Server{g.srv, g.thumbs} {
+		s.CloseClientConnections()
+		s.Close()
+	}
+}

@@ -535,3 +535,9 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 	c.left -= int64(n)
 	return n, err
 }
+
+// Close stops the instance at once (an upstream gone: the link is cut).
+func (p *PeerTube) Close() {
+	p.srv.CloseClientConnections()
+	p.srv.Close()
+}
