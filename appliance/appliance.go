@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 		return nil, err
 	}
 	pcfg := portal.Config{SchoolName: cfg.Box.Name, DefaultLanguage: cfg.Portal.Language, ContentPrefix: "/c/",
-		HandInURL: "/devoirs/"}.WithDefaults()
+		HandInURL: "/devoirs/", Cards: portalCards{b}}.WithDefaults()
 	if b.portal, err = portal.New(pcfg, portalCatalog{b.content}, b.uplink, log.With("component", "portal")); err != nil {
 		return nil, err
 	}

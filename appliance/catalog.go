@@ -11,6 +11,7 @@ import (
 
 	"preau/services/catalog"
 	"preau/services/content"
+	"preau/services/portal"
 	"preau/sync/budget"
 )
 
@@ -206,4 +207,27 @@ func (c *contentCollector) Collect(ch chan<- prometheus.Metric) {
 	g("evictable", u.EvictableBytes)
 	g("catalog", int64(u.CatalogPacks))
 	g("damaged", int64(u.DamagedBlobs))
+}
+
+// portalCards shows the catalogue's cards on the portal. The portal is
+// built before the catalogue, so it reaches it through the box.
+type portalCards struct{ b *Box }
+
+func (p portalCards) Cards(ctx context.Context, q portal.CardQuery) ([]portal.Card, error) {
+	if p.b.catalog == nil {
+		return nil, nil
+	}
+	cards, err := p.b.catalog.Cards(ctx, catalog.CardFilter{Query: q.Query, Level: q.Level, Domain: q.Domain,
+		Kind: catalog.Kind(q.Kind), State: catalog.CardState(q.State), Limit: q.Limit, Offset: q.Offset})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]portal.Card, len(cards))
+	for i, c := range cards {
+		out[i] = portal.Card{Source: c.Source, Kind: portal.CardKind(c.SourceKind), ID: c.ID, Title: c.Title,
+			Publisher: c.Publisher, Thumbnail: c.Thumbnail, Link: c.Link, PackID: c.PackID,
+			State: portal.CardState(c.State), Percent: c.Percent, StatusFR: c.StatusFR, StatusEN: c.StatusEN,
+			ErrorFR: c.ErrorFR, ErrorEN: c.ErrorEN, Levels: c.Levels, Domains: c.Domains, Typologies: c.Typologies}
+	}
+	return out, nil
 }

@@ -39,6 +39,7 @@ func TestPortalInChromium(t *testing.T) {
 		"recherche": "/recherche?q=eau",
 		"niveau":    "/niveau/cycle3",
 		"video":     "/ressource/test-pack/videos-horloge-webm",
+		"catalogue": "/catalogue", // no source yet: the empty state
 	}
 	for _, it := range m.Items {
 		pages["ressource-"+it.ID] = "/ressource/" + m.ID + "/" + it.ID

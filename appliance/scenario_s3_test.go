@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"preau/appliance/internal/browsertest"
 	"preau/services/catalog"
 	"preau/services/catalog/catalogtest"
 )
@@ -239,6 +240,28 @@ func TestScenarioS3CatalogueOffline(t *testing.T) {
 	_, home := get(t, s.baseURL()+"/")
 	if !strings.Contains(string(home), htmlEscape("Le cycle de l'eau")) {
 		t.Errorf("the portal does not list the second video")
+	}
+	// The school catalogue page shows every card with its state, in
+	// Chromium, and passes axe-core.
+	_, page := get(t, s.baseURL()+"/catalogue")
+	for _, want := range []string{"Manuel numérique CM2", "Atlas interactif", htmlEscape("Les volcans d'Auvergne"), "disponible hors ligne"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("/catalogue does not show %q", want)
+		}
+	}
+	br := browsertest.Start(t)
+	if err := br.Open(s.baseURL() + "/catalogue"); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Screenshot(filepath.Join(browsertest.ArtefactDir(t), "catalogue.png")); err != nil {
+		t.Error(err)
+	}
+	vs, err := br.Axe()
+	if err != nil {
+		t.Fatalf("axe on /catalogue: %v", err)
+	}
+	for _, v := range browsertest.Serious(vs) {
+		t.Errorf("/catalogue: accessibility: %s", v)
 	}
 	// `preau cache status` tells the space used.
 	if out := mustCLIRun(t, append([]string{"cache", "status"}, cf...)...); !strings.Contains(out, "Paquets") {

@@ -22,7 +22,7 @@ import (
 var files embed.FS
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "list", "search", "item", "error"}
+var pageNames = []string{"home", "list", "search", "item", "error", "catalogue"}
 
 func parsePages() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
@@ -43,27 +43,27 @@ type asset struct {
 	contentType string
 }
 
-func loadAssets() (map[string]asset, string, string, error) {
-	assets := map[string]asset{}
-	add := func(file, ext, ctype string) (string, error) {
-		data, err := fs.ReadFile(files, "static/"+file)
+// loadAssets reads the static files; urls maps a file's name to the URL
+// of its hashed copy.
+func loadAssets() (assets map[string]asset, urls map[string]string, err error) {
+	assets, urls = map[string]asset{}, map[string]string{}
+	for _, f := range []struct{ file, ext, ctype string }{
+		{"style.css", ".css", "text/css; charset=utf-8"},
+		// The catalogue's cards have their own small stylesheet, fetched
+		// only by the page that shows them.
+		{"catalogue.css", ".css", "text/css; charset=utf-8"},
+		{"favicon.svg", ".svg", "image/svg+xml"},
+	} {
+		data, err := fs.ReadFile(files, "static/"+f.file)
 		if err != nil {
-			return "", fmt.Errorf("read asset %s: %w", file, err)
+			return nil, nil, fmt.Errorf("read asset %s: %w", f.file, err)
 		}
 		sum := sha256.Sum256(data)
-		name := strings.TrimSuffix(file, ext) + "." + hex.EncodeToString(sum[:6]) + ext
-		assets[name] = asset{data, ctype}
-		return "/static/" + name, nil
+		name := strings.TrimSuffix(f.file, f.ext) + "." + hex.EncodeToString(sum[:6]) + f.ext
+		assets[name] = asset{data, f.ctype}
+		urls[f.file] = "/static/" + name
 	}
-	css, err := add("style.css", ".css", "text/css; charset=utf-8")
-	if err != nil {
-		return nil, "", "", err
-	}
-	icon, err := add("favicon.svg", ".svg", "image/svg+xml")
-	if err != nil {
-		return nil, "", "", err
-	}
-	return assets, css, icon, nil
+	return assets, urls, nil
 }
 
 func (p *Portal) static(w http.ResponseWriter, r *http.Request) {
@@ -93,12 +93,20 @@ type pageData struct {
 	CSS, Icon, Status, Query                 string
 	HandIn                                   string
 	Nav                                      []link
+	// PageCSS is a second stylesheet some pages add; Refresh, when not 0,
+	// reloads the page after that many seconds; OfflineKey is the
+	// catalogue key of the offline indicator's text.
+	PageCSS    string
+	Refresh    int
+	OfflineKey string
 
 	Home   *homeView
 	List   *listView
 	Search *searchView
 	Item   *itemView
 	Error  *errorView
+
+	Catalogue *catalogueView
 }
 
 // T returns the text of key in the page's language.
@@ -122,6 +130,7 @@ func (p *Portal) newPage(r *http.Request, title string) *pageData {
 		CSS:         p.css,
 		Icon:        p.icon,
 		HandIn:      p.cfg.HandInURL,
+		OfflineKey:  "status.offline",
 	}
 	if p.up != nil {
 		d.Status = "offline"
@@ -133,6 +142,9 @@ func (p *Portal) newPage(r *http.Request, title string) *pageData {
 	for _, l := range levelOrder {
 		u := "/niveau/" + l
 		d.Nav = append(d.Nav, link{URL: u, Label: levelLabel(lang, l), Current: r.URL.Path == u})
+	}
+	if p.cfg.Cards != nil {
+		d.Nav = append(d.Nav, link{URL: "/catalogue", Label: msg(lang, "nav.catalogue"), Current: r.URL.Path == "/catalogue"})
 	}
 	return d
 }
@@ -192,7 +204,10 @@ type section struct {
 	Groups         []group
 }
 
-type homeView struct{ Sections []section }
+type homeView struct {
+	Sections  []section
+	Catalogue *homeCatalogue // nil without a school catalogue
+}
 
 type listView struct {
 	Count    string
@@ -233,6 +248,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Sections = append(v.Sections, sec)
 	}
+	v.Catalogue = p.homeCatalogue(r, d.Lang)
 	d.Home = v
 	p.render(w, r, http.StatusOK, "home", d)
 }

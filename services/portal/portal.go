@@ -3,11 +3,14 @@
 // French first with an English switch, and the portal's own stylesheet and
 // icon. It reads resources through the Catalog interface it declares and
 // never touches storage itself; raw pack files are served by another handler
-// at Config.ContentPrefix (default "/c/").
+// at Config.ContentPrefix (default "/c/"). When given the optional Cards
+// interface it also shows the school catalogue (/catalogue): GAR resources
+// and downloads with their honest states.
 //
 // Only the appliance root imports this package (it passes an adapter over
-// services/content as the Catalog and the uplink monitor as the Uplink). The
-// portal imports no other Préau package.
+// services/content as the Catalog, one over services/catalog as Cards and
+// the uplink monitor as the Uplink). The portal imports no other Préau
+// package.
 package portal
 
 import (
@@ -74,6 +77,12 @@ type Config struct {
 	// ContentPrefix is where pack files are served, with both slashes.
 	// Default "/c/".
 	ContentPrefix string
+	// Cards, when set, is the school catalogue (GAR resources, PeerTube
+	// videos, shares, packs by URL with their download states): the portal
+	// then serves /catalogue and /paquet/{pack}, links the catalogue from
+	// its navigation and lists downloads under way on the home page. Not a
+	// setting: appliance passes an adapter. Default nil: no catalogue.
+	Cards Cards `toml:"-"`
 }
 
 // WithDefaults returns c with empty fields set to their defaults.
@@ -115,6 +124,7 @@ type Portal struct {
 	pages   map[string]*template.Template
 	assets  map[string]asset // by hashed name
 	css     string           // URL of the stylesheet
+	catCSS  string           // URL of the catalogue page's stylesheet
 	icon    string           // URL of the favicon
 	policy  *bluemonday.Policy
 	handler http.Handler
@@ -138,9 +148,11 @@ func New(cfg Config, cat Catalog, up Uplink, log *slog.Logger) (*Portal, error) 
 	if p.pages, err = parsePages(); err != nil {
 		return nil, fmt.Errorf("new portal: %w", err)
 	}
-	if p.assets, p.css, p.icon, err = loadAssets(); err != nil {
+	var urls map[string]string
+	if p.assets, urls, err = loadAssets(); err != nil {
 		return nil, fmt.Errorf("new portal: %w", err)
 	}
+	p.css, p.catCSS, p.icon = urls["style.css"], urls["catalogue.css"], urls["favicon.svg"]
 	p.handler = p.routes()
 	return p, nil
 }
@@ -155,6 +167,8 @@ func (p *Portal) routes() http.Handler {
 	mux.HandleFunc("GET /matiere/{subject}", p.subject)
 	mux.HandleFunc("GET /recherche", p.search)
 	mux.HandleFunc("GET /ressource/{pack}/{item}", p.item)
+	mux.HandleFunc("GET /catalogue", p.catalogue)
+	mux.HandleFunc("GET /paquet/{pack}", p.pack)
 	mux.HandleFunc("GET /static/{name}", p.static)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.notFound(w, r)
