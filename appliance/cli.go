@@ -64,6 +64,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdCatalog(args[1:], stdout, stderr, lang)
 	case "cache":
 		return cmdCache(args[1:], stdout, stderr, lang)
+	case "mirror":
+		return cmdMirror(args[1:], stdout, stderr, lang)
 	case "teacher":
 		return cmdTeacher(args[1:], stdout, stderr, lang, os.Stdin)
 	case "help", "-h", "--help":
@@ -115,6 +117,8 @@ Commandes :
   catalog add|list|refresh|pin|unpin|remove
                           catalogue de l'école : GAR, vidéos Tube, partages Nuage, paquets
   cache status            place utilisée, quota, contenus épinglés
+  mirror --origin URL [--listen ADRESSE] [--data DOSSIER]
+                          cache HTTP (RFC 9111) seul, en miroir d'un site
   teacher add IDENTIFIANT "Prénom Nom"
                           crée un compte enseignant (mot de passe lu sur l'entrée)
   check-config FICHIER    vérifie un fichier de configuration
@@ -138,6 +142,8 @@ Commands:
   catalog add|list|refresh|pin|unpin|remove
                           the school catalogue: GAR, Tube videos, Nuage shares, packs
   cache status            space used, quota, pinned content
+  mirror --origin URL [--listen ADDR] [--data DIR]
+                          the HTTP cache (RFC 9111) alone, mirroring one site
   teacher add LOGIN "First Last"
                           create a teacher account (password read from input)
   check-config FILE       check a configuration file
