@@ -28,6 +28,7 @@ import (
 	"preau/appliance/store"
 	"preau/services/catalog"
 	"preau/services/content"
+	"preau/services/httpcache"
 	"preau/services/portal"
 	"preau/sync/uplink"
 )
@@ -62,6 +63,7 @@ type Box struct {
 	lan     *lan
 	handin  *handin
 	catalog *catalog.Catalog
+	cache   *httpcache.Cache
 	metrics *prometheus.Registry
 	http    *http.Client
 

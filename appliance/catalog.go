@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"preau/services/catalog"
 	"preau/services/content"
+	"preau/services/httpcache"
 	"preau/services/portal"
 	"preau/sync/budget"
 )
@@ -85,14 +87,25 @@ func (b *Box) newCatalog(ctx context.Context) error {
 	cfg := b.cfg.Catalog
 	ccfg := catalog.Config{Workers: cfg.Workers, Refresh: mustDuration(cfg.Refresh), TubeHeight: cfg.TubeHeight,
 		Language: b.cfg.Portal.Language}.WithDefaults()
-	doer := b.handin.sched.Doer(budget.ClassPrefetch)
+	if err := b.store.Migrate(ctx, "httpcache", convertMigrations(httpcache.Migrations())); err != nil {
+		return err
+	}
 	var err error
+	if b.cache, err = httpcache.New(httpcache.Config{Dir: filepath.Join(b.cfg.Box.DataDir, "httpcache"),
+		Offline: func() bool { return !b.uplink.Online() }}, b.store.DB(), b.log.With("component", "httpcache")); err != nil {
+		return err
+	}
+	// Files go to the content store through the paced client; metadata
+	// (API pages, lists, thumbnails' checks) through the RFC 9111 cache
+	// in front of it, so that a refresh revalidates instead of fetching
+	// again, and a cut uplink still answers from what was stored.
+	doer := b.handin.sched.Doer(budget.ClassPrefetch)
 	b.catalog, err = catalog.New(ccfg, b.store.DB(), catalogStore{s: b.content, doer: doer}, prefetchGate{b.handin.sched},
-		doer, time.Now, b.log.With("component", "catalog"))
+		b.cache.Transport(doer), time.Now, b.log.With("component", "catalog"))
 	if err != nil {
 		return err
 	}
-	b.metrics.MustRegister(newContentCollector(b.content))
+	b.metrics.MustRegister(newContentCollector(b.content), b.cache.Collector())
 	return nil
 }
 
@@ -100,6 +113,7 @@ func (b *Box) newCatalog(ctx context.Context) error {
 // download queue and refreshes, the last-access flush, the nightly scrub.
 func (b *Box) catalogParts() []part {
 	return []part{
+		{name: "httpcache", serve: b.cache.Serve},
 		{name: "catalog", serve: b.catalog.Serve},
 		{name: "content", serve: b.content.Serve},
 		{name: "scrub", serve: b.scrubNightly},

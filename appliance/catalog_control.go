@@ -15,6 +15,7 @@ import (
 
 	"preau/services/catalog"
 	"preau/services/content"
+	"preau/services/httpcache"
 )
 
 // CatalogStatus is the JSON of `preau catalog list --json`.
@@ -25,7 +26,8 @@ type CatalogStatus struct {
 
 // CacheStatus is the JSON of `preau cache status --json`.
 type CacheStatus struct {
-	Content content.Usage `json:"content"`
+	Content content.Usage    `json:"content"`
+	HTTP    httpcache.Status `json:"http"`
 }
 
 // catalogAddRequest is the body of POST /v1/catalog/sources.
@@ -141,7 +143,7 @@ func (b *Box) catalogControl(mux *http.ServeMux) {
 			controlFail(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, CacheStatus{Content: u})
+		writeJSON(w, CacheStatus{Content: u, HTTP: b.cache.Status(r.Context())})
 	})
 }
 
@@ -457,6 +459,10 @@ func cmdCache(args []string, stdout, stderr io.Writer, lang string) int {
 	fmt.Fprintf(&b, tr(lang, "Paquets : %d dont %d du catalogue, %d épinglés (%s), %d effaçables pour faire de la place (%s)\n",
 		"Packs: %d of which %d from the catalogue, %d pinned (%s), %d evictable to make room (%s)\n"),
 		u.Packs, u.CatalogPacks, u.PinnedPacks, humanBytes(u.PinnedBytes), u.EvictablePacks, humanBytes(u.EvictableBytes))
+	h := st.HTTP
+	fmt.Fprintf(&b, tr(lang, "Cache HTTP : %d réponses, %s sur %s ; %d servies depuis le cache, %d transmises, %d revalidées (%d inchangées), %d périmées servies hors connexion ou en erreur\n",
+		"HTTP cache: %d responses, %s of %s; %d hits, %d misses, %d revalidations (%d not modified), %d stale served while offline or on errors\n"),
+		h.Entries, humanBytes(h.Bytes), humanBytes(h.QuotaBytes), h.Hits, h.Misses, h.Revalidations, h.NotModified, h.StaleServed)
 	if u.DamagedBlobs > 0 {
 		fmt.Fprintf(&b, tr(lang, "Fichiers endommagés en attente de re-téléchargement : %d\n", "Damaged files waiting to be fetched again: %d\n"), u.DamagedBlobs)
 	}

@@ -264,7 +264,7 @@ func TestScenarioS3CatalogueOffline(t *testing.T) {
 		t.Errorf("/catalogue: accessibility: %s", v)
 	}
 	// `preau cache status` tells the space used.
-	if out := mustCLIRun(t, append([]string{"cache", "status"}, cf...)...); !strings.Contains(out, "Paquets") {
+	if out := mustCLIRun(t, append([]string{"cache", "status"}, cf...)...); !strings.Contains(out, "Paquets") || !strings.Contains(out, "Cache HTTP") {
 		t.Errorf("cache status:\n%s", out)
 	}
 }
