@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -126,7 +127,13 @@ func TestGARWithClientCertificate(t *testing.T) {
 	}
 	// A blob that is not a card's thumbnail (a pupil's hand-in…) is not
 	// served, even if the store holds it.
-	other := sum([]byte("devoir"))
+	// A pupil's photo: an image like a thumbnail, so only the list of
+	// cards' thumbnails keeps it out.
+	photo := append(slices.Clone(pngPixel), "devoir"...)
+	other := sum(photo)
+	if err := os.WriteFile(st.blobPath(other), photo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"/catalogue/vignettes/" + other, "/catalogue/vignettes/../../etc/passwd", "/catalogue/vignettes/abc"} {
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p, nil))
