@@ -25,23 +25,23 @@ type catalogStore struct {
 }
 
 // storeFull carries content's "store full" error so that the catalogue
-// recognises it (errors.Is catalog.ErrStoreFull) and keeps its English.
-type storeFull struct{ err error }
-
-func (e storeFull) Error() string { return e.err.Error() }
-func (e storeFull) English() string {
-	if en, ok := e.err.(interface{ English() string }); ok {
-		return en.English()
-	}
-	return e.err.Error()
+// recognises it (errors.Is catalog.ErrStoreFull). Its texts are the
+// store's own, without the operation prefixes: people read them on the
+// catalogue's cards and in `preau catalog list`.
+type storeFull struct {
+	full *content.StoreFullError
+	err  error
 }
+
+func (e storeFull) Error() string   { return e.full.Error() }
+func (e storeFull) English() string { return e.full.English() }
 func (e storeFull) Unwrap() []error { return []error{e.err, catalog.ErrStoreFull} }
 
 func (a catalogStore) Fetch(ctx context.Context, f catalog.Fetch) (catalog.Fetched, error) {
 	r, err := a.s.FetchBlob(ctx, content.FetchRequest{Owner: f.Owner, URL: f.URL, Size: f.Size, SHA256: f.SHA256,
 		Doer: a.doer, Progress: f.Progress})
-	if errors.Is(err, content.ErrStoreFull) {
-		err = storeFull{err}
+	if full := (*content.StoreFullError)(nil); errors.As(err, &full) {
+		err = storeFull{full: full, err: err}
 	}
 	return catalog.Fetched{SHA256: r.SHA256, Size: r.Size, Resumed: r.Resumed}, err
 }

@@ -31,22 +31,22 @@ func mo(n int64) int64 { return (max(n, 0) + 1<<20 - 1) >> 20 }
 func (e *StoreFullError) Error() string {
 	switch {
 	case e.Disk:
-		return "stockage plein : le disque est plein ; épinglez moins de contenus, retirez des paquets ou libérez de la place"
+		return "stockage plein : le disque est plein ; désépinglez des contenus (preau catalog unpin), retirez des sources (preau catalog remove) ou libérez de la place sur le disque"
 	case e.Need == 0 && e.Freeable == 0:
-		return "stockage plein ; épinglez moins de contenus ou augmentez le quota"
+		return "stockage plein ; désépinglez des contenus (preau catalog unpin) ou augmentez le quota (réglage content.max_store_size)"
 	}
-	return fmt.Sprintf("stockage plein : %d Mo nécessaires, %d Mo libérables ; épinglez moins de contenus ou augmentez le quota", mo(e.Need), mo(e.Freeable))
+	return fmt.Sprintf("stockage plein : %d Mo nécessaires, %d Mo libérables ; désépinglez des contenus (preau catalog unpin) ou augmentez le quota (réglage content.max_store_size)", mo(e.Need), mo(e.Freeable))
 }
 
 // English is the English message.
 func (e *StoreFullError) English() string {
 	switch {
 	case e.Disk:
-		return "storage full: the disk is full; pin less content, remove packs or free some space"
+		return "storage full: the disk is full; unpin some content (preau catalog unpin), remove sources (preau catalog remove) or free some space on the disk"
 	case e.Need == 0 && e.Freeable == 0:
-		return "storage full; pin less content or raise the quota"
+		return "storage full; unpin some content (preau catalog unpin) or raise the quota (setting content.max_store_size)"
 	}
-	return fmt.Sprintf("storage full: %d MB needed, %d MB can be freed; pin less content or raise the quota", mo(e.Need), mo(e.Freeable))
+	return fmt.Sprintf("storage full: %d MB needed, %d MB can be freed; unpin some content (preau catalog unpin) or raise the quota (setting content.max_store_size)", mo(e.Need), mo(e.Freeable))
 }
 
 func (e *StoreFullError) Is(target error) bool { return target == ErrStoreFull }

@@ -183,10 +183,10 @@ func TestEvictionLeastRecentlyUsed(t *testing.T) {
 	if !errors.Is(err, ErrStoreFull) || !errors.As(err, &full) {
 		t.Fatalf("fetch over what eviction can free: err = %v, want ErrStoreFull", err)
 	}
-	if want := "stockage plein : 35 Mo nécessaires, 24 Mo libérables ; épinglez moins de contenus ou augmentez le quota"; full.Error() != want {
+	if want := "stockage plein : 35 Mo nécessaires, 24 Mo libérables ; désépinglez des contenus (preau catalog unpin) ou augmentez le quota (réglage content.max_store_size)"; full.Error() != want {
 		t.Errorf("message = %q, want %q", full.Error(), want)
 	}
-	if want := "storage full: 35 MB needed, 24 MB can be freed; pin less content or raise the quota"; full.English() != want {
+	if want := "storage full: 35 MB needed, 24 MB can be freed; unpin some content (preau catalog unpin) or raise the quota (setting content.max_store_size)"; full.English() != want {
 		t.Errorf("English() = %q, want %q", full.English(), want)
 	}
 	if got := packIDs(t, s); !slices.Equal(got, before) {
