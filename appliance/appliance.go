@@ -64,6 +64,7 @@ type Box struct {
 	handin  *handin
 	catalog *catalog.Catalog
 	cache   *httpcache.Cache
+	running context.Context // Serve's: work a control request starts ends with the box
 	metrics *prometheus.Registry
 	http    *http.Client
 
@@ -289,6 +290,7 @@ func (b *Box) importDemo(ctx context.Context) error {
 // Serve runs the box until ctx ends, then shuts down gracefully.
 func (b *Box) Serve(ctx context.Context) error {
 	defer b.Close()
+	b.running = ctx
 	shutdown := mustDuration(b.cfg.HTTP.ShutdownTimeout)
 	handler := b.lanHandler()
 	var parts []part

@@ -48,6 +48,20 @@ func controlFail(w http.ResponseWriter, code int, err error) {
 	json.NewEncoder(w).Encode(controlError{FR: err.Error(), EN: englishText(err)})
 }
 
+// catalogFail answers a refused catalogue request; an unknown source id
+// gets a sentence a technician can act on.
+func catalogFail(w http.ResponseWriter, id string, err error) {
+	if errors.Is(err, catalog.ErrUnknownSource) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(controlError{
+			FR: fmt.Sprintf("aucune source « %s » dans le catalogue ; « preau catalog list » donne leurs identifiants", id),
+			EN: fmt.Sprintf("no source %q in the catalogue; `preau catalog list` shows their ids", id)})
+		return
+	}
+	controlFail(w, catalogCode(err), err)
+}
+
 func catalogCode(err error) int {
 	if errors.Is(err, catalog.ErrUnknownSource) || errors.Is(err, content.ErrNotFound) {
 		return http.StatusNotFound
@@ -90,13 +104,21 @@ func (b *Box) catalogControl(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /v1/catalog/sources/{id}/refresh", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if _, err := b.catalog.Packs(r.Context(), id); err != nil {
+			catalogFail(w, id, err)
+			return
+		}
 		// A technician's refresh is "now": the budget opens its calendar
 		// until the queue is idle (as `preau sync now`), still yielding to
 		// the school's traffic. The refresh runs in the box; the CLI
 		// follows its progress.
 		b.handin.sched.SendNow()
+		ctx := b.running
+		if ctx == nil {
+			ctx = context.Background()
+		}
 		go func() {
-			if err := b.catalog.Refresh(context.WithoutCancel(r.Context()), id); err != nil {
+			if err := b.catalog.Refresh(ctx, id); err != nil {
 				b.log.Warn("actualisation du catalogue", "source", id, "err", err)
 			}
 		}()
@@ -104,7 +126,7 @@ func (b *Box) catalogControl(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("DELETE /v1/catalog/sources/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if err := b.catalog.Remove(r.Context(), r.PathValue("id")); err != nil {
-			controlFail(w, catalogCode(err), err)
+			catalogFail(w, r.PathValue("id"), err)
 			return
 		}
 		b.log.Info("source du catalogue retirée", "id", r.PathValue("id"))
@@ -120,7 +142,7 @@ func (b *Box) catalogControl(mux *http.ServeMux) {
 		}
 		packs, err := b.catalog.Packs(r.Context(), r.PathValue("id"))
 		if err != nil {
-			controlFail(w, catalogCode(err), err)
+			catalogFail(w, r.PathValue("id"), err)
 			return
 		}
 		for _, p := range packs {

@@ -279,3 +279,16 @@ func pngBytes(t *testing.T) []byte {
 	t.Helper()
 	return s2Picture(rand.New(rand.NewPCG(uint64(len(t.Name())), 7)), 8<<10)
 }
+
+// A technician mistyping a source id is told so in French, for every
+// command that takes one.
+func TestCatalogUnknownSource(t *testing.T) {
+	s := newS2Setup(t, s2Options{})
+	startS2InProcess(t, s, false)
+	for _, cmd := range [][]string{{"refresh", "tube-nope"}, {"pin", "tube-nope"}, {"remove", "tube-nope"}} {
+		code, _, errb := cliRun(t, append(append([]string{"catalog"}, cmd...), "--config", s.cfg)...)
+		if code == ExitOK || !strings.Contains(errb, "aucune source « tube-nope »") {
+			t.Errorf("catalog %s: exit %d, %q", cmd[0], code, errb)
+		}
+	}
+}
