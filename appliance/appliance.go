@@ -70,9 +70,11 @@ type Box struct {
 
 	started   time.Time
 	listeners []net.Listener
-	control   net.Listener
-	ready     atomic.Bool
-	m         boxMetrics
+	// proxyListeners serve the LAN's forward proxy ([cache] proxy_listen).
+	proxyListeners []net.Listener
+	control        net.Listener
+	ready          atomic.Bool
+	m              boxMetrics
 }
 
 // Paths inside the data folder.
@@ -192,7 +194,7 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 	ok := false
 	defer func() {
 		if !ok {
-			for _, l := range b.listeners {
+			for _, l := range append(b.listeners, b.proxyListeners...) {
 				l.Close()
 			}
 			if b.control != nil {
@@ -249,6 +251,9 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 		}
 		b.listeners = ls
 	}
+	if err := b.listenProxy(); err != nil {
+		return nil, err
+	}
 	if err := b.newLAN(ctx); err != nil {
 		return nil, err
 	}
@@ -300,6 +305,7 @@ func (b *Box) Serve(ctx context.Context) error {
 	parts = append(parts, b.lan.parts(b, shutdown)...)
 	parts = append(parts, b.handin.parts()...)
 	parts = append(parts, b.catalogParts()...)
+	parts = append(parts, b.proxyParts(shutdown)...)
 	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),

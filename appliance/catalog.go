@@ -91,8 +91,10 @@ func (b *Box) newCatalog(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if b.cache, err = httpcache.New(httpcache.Config{Dir: filepath.Join(b.cfg.Box.DataDir, "httpcache"),
-		Offline: func() bool { return !b.uplink.Online() }}, b.store.DB(), b.log.With("component", "httpcache")); err != nil {
+	hcfg := b.cacheConfig()
+	hcfg.Dir = filepath.Join(b.cfg.Box.DataDir, "httpcache")
+	hcfg.Offline = func() bool { return !b.uplink.Online() }
+	if b.cache, err = httpcache.New(hcfg, b.store.DB(), b.log.With("component", "httpcache")); err != nil {
 		return err
 	}
 	// Files go to the content store through the paced client; metadata

@@ -47,6 +47,7 @@ type Config struct {
 	Gateway GatewayConfig `toml:"gateway"`
 	Sync    SyncConfig    `toml:"sync"`
 	Catalog CatalogConfig `toml:"catalog"`
+	Cache   CacheConfig   `toml:"cache"`
 	// Assignments: limits of pupils' hand-ins.
 	Assignments AssignmentsConfig `toml:"assignments"`
 	// Destinations of hand-ins, by id: [destinations.nuage-cm2].
@@ -233,6 +234,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	cfg := Defaults()
 	cfg.HTTP.Listen, cfg.Uplink.ProbeURLs = nil, nil
 	cfg.Captive.HTTPSListen, cfg.DNS.Listen, cfg.DNS.ShortNames = nil, nil, nil
+	cfg.Cache.ConnectPorts = nil
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, &ConfigError{File: name, Problems: decodeProblems(err, lines)}
@@ -244,6 +246,9 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		cfg.Uplink.ProbeURLs = Defaults().Uplink.ProbeURLs
 	}
 	def := Defaults()
+	if _, set := lookup(raw, "cache.connect_ports"); !set {
+		cfg.Cache.ConnectPorts = def.Cache.ConnectPorts
+	}
 	for _, k := range lanListKeys {
 		if _, set := lookup(raw, k); set {
 			continue

@@ -25,6 +25,9 @@ func TestConfigValidFixtures(t *testing.T) {
 			c.Uplink = UplinkConfig{ProbeURLs: []string{"https://apps.education.fr/", "http://example.org/"}, Interval: "10m"}
 			c.Log = LogConfig{Level: "debug", Format: "journal"}
 		}},
+		{"v1-cache.toml", func(c *Config) {
+			c.Cache = CacheConfig{MaxSize: "8GiB", MaxObjectSize: "2GiB", ProxyListen: []string{"10.20.0.1:3128"}, ConnectPorts: []int{443, 8443}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

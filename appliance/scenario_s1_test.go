@@ -357,6 +357,7 @@ type s1Scenario struct {
 	cert                  string
 	upstream              *s1Upstream
 	uplinkProbes          atomic.Int64
+	resourceFetches       atomic.Int64 // origin fetches of s1Resource (through the box's forward proxy)
 	preau                 *s1Proc
 	tabletIP              netip.Addr
 	jar                   string
@@ -423,6 +424,14 @@ func (s *s1Scenario) startUplink() {
 	go udp.ActivateAndServe()
 	go tcp.ActivateAndServe()
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == s1Resource {
+			s.resourceFetches.Add(1)
+			w.Header().Set("Cache-Control", "max-age=600")
+			w.Header().Set("ETag", `"r1"`)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, s1ResourceBody)
+			return
+		}
 		s.uplinkProbes.Add(1)
 		w.WriteHeader(http.StatusOK)
 	})}
@@ -431,7 +440,22 @@ func (s *s1Scenario) startUplink() {
 	// kept-alive connection would hide the cut for the client's timeout.
 	srv.SetKeepAlivesEnabled(false)
 	go srv.Serve(httpLn)
+	// HTTPS on the uplink, reached by the tablet only through the box's
+	// CONNECT tunnel: the certificate the tablet sees is this one.
+	var tlsLn net.Listener
+	if err := s1InNS(s.uplink, func() (err error) {
+		tlsLn, err = net.Listen("tcp", s1Uplink+":443")
+		return err
+	}); err != nil {
+		t.Fatalf("uplink https: %v", err)
+	}
+	certPath, keyPath := s1Cert(t, t.TempDir())
+	tlsSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, s1TunnelBody)
+	})}
+	go tlsSrv.ServeTLS(tlsLn, certPath, keyPath)
 	t.Cleanup(func() {
+		tlsSrv.Close()
 		srv.Close()
 		udp.Shutdown()
 		tcp.Shutdown()
@@ -480,6 +504,9 @@ lan_prefixes = ["10.77.0.0/24"]
 
 [mdns]
 interfaces = [%q]
+
+[cache]
+proxy_listen = [":3128"]
 
 [dhcp]
 enabled = true
@@ -924,7 +951,16 @@ func (s *s1Scenario) dnsCut(t *testing.T) {
 
 // curl runs curl in the tablet namespace and parses the raw response.
 func (s *s1Scenario) curl(args ...string) (*http.Response, []byte, error) {
-	all := append([]string{"-sS", "-i", "--raw", "--max-time", "10", "--noproxy", "*"}, args...)
+	return s.curlWith(append([]string{"--noproxy", "*"}, args...)...)
+}
+
+// curlProxy is curl in the tablet through the box's forward proxy.
+func (s *s1Scenario) curlProxy(args ...string) (*http.Response, []byte, error) {
+	return s.curlWith(append([]string{"--proxy", "http://" + s1BoxLAN + ":3128"}, args...)...)
+}
+
+func (s *s1Scenario) curlWith(args ...string) (*http.Response, []byte, error) {
+	all := append([]string{"-sS", "-i", "--raw", "--max-time", "10"}, args...)
 	out, err := s.inTablet(20*time.Second, "curl", all...)
 	if err != nil {
 		return nil, nil, err
@@ -1166,6 +1202,74 @@ func (s *s1Scenario) cut(t *testing.T) {
 		s1WANIf, time.Since(s.cutAt).Seconds())
 }
 
+// The forward proxy's test resource on the uplink, fresh for 10 minutes.
+const (
+	s1Resource     = "/ressource-du-jour.txt"
+	s1ResourceBody = "Ressource du jour : les volcans d'Auvergne.\n"
+	s1TunnelBody   = "tunnel HTTPS de bout en bout\n"
+)
+
+// forwardProxy uses the box's forward proxy ([cache] proxy_listen) from
+// the tablet, which has no route to the uplink of its own: a plain-HTTP
+// resource is fetched once and then answered from the RFC 9111 cache; an
+// HTTPS request goes through a CONNECT tunnel with the origin's own
+// certificate (never decrypted); the box itself and ports other than 443
+// are refused. cut says the uplink is down: the stored answer still
+// comes, and the origin sees nothing.
+func (s *s1Scenario) forwardProxy(cut bool) func(t *testing.T) {
+	return func(t *testing.T) {
+		url := "http://" + s1Uplink + s1Resource
+		before := s.resourceFetches.Load()
+		rounds := 2
+		if cut {
+			rounds = 1
+		}
+		for i := range rounds {
+			resp, body, err := s.curlProxy(url)
+			if err != nil {
+				t.Fatalf("GET %s through the proxy: %v", url, err)
+			}
+			cs := resp.Header.Get("Cache-Status")
+			t.Logf("GET %s through the proxy (round %d, uplink cut %v): %d, Cache-Status %q, Age %q", url, i+1, cut, resp.StatusCode, cs, resp.Header.Get("Age"))
+			if resp.StatusCode != http.StatusOK || string(body) != s1ResourceBody {
+				t.Fatalf("GET %s through the proxy: %d %q, want 200 %q", url, resp.StatusCode, body, s1ResourceBody)
+			}
+			if (cut || i > 0) && !strings.Contains(cs, "preau; hit") {
+				t.Errorf("round %d: Cache-Status %q, want a hit from the box's cache", i+1, cs)
+			}
+		}
+		if got := s.resourceFetches.Load() - before; cut && got != 0 || !cut && got != 1 {
+			t.Errorf("the origin served the resource %d times, want %d", got, map[bool]int{true: 0, false: 1}[cut])
+		}
+		if cut {
+			return
+		}
+		out, err := s.inTablet(20*time.Second, "curl", "-sS", "--max-time", "10", "-k", "-w", "\n%{http_code} %{ssl_verify_result}",
+			"--proxy", "http://"+s1BoxLAN+":3128", "https://"+s1Uplink+"/")
+		if err != nil || !strings.HasPrefix(out, s1TunnelBody) || !strings.Contains(out, "\n200 ") {
+			t.Fatalf("HTTPS through the CONNECT tunnel: %v\n%s", err, out)
+		}
+		t.Logf("HTTPS through the CONNECT tunnel: the origin's own answer %q", strings.TrimSpace(s1TunnelBody))
+		for _, c := range []struct{ name, url string }{
+			{"the box itself", "http://" + s1BoxLAN + "/"},
+			{"the box's name", "http://preau.lan/"},
+		} {
+			resp, _, err := s.curlProxy(c.url)
+			if err != nil {
+				t.Fatalf("%s through the proxy: %v", c.name, err)
+			}
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s (%s) through the proxy: %d, want 403 (refused)", c.name, c.url, resp.StatusCode)
+			}
+		}
+		out, _ = s.inTablet(20*time.Second, "curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_connect}",
+			"--proxy", "http://"+s1BoxLAN+":3128", "-p", "http://"+s1Uplink+":22/")
+		if !strings.Contains(out, "403") {
+			t.Errorf("CONNECT to port 22: %q, want a 403 (only 443 is tunnelled)", out)
+		}
+	}
+}
+
 // summary logs, per OS family, the rows and what each phase proved.
 func (s *s1Scenario) summary(t *testing.T) {
 	var b strings.Builder
@@ -1229,7 +1333,9 @@ func TestScenarioS1Network(t *testing.T) {
 	t.Run("api after acceptance", func(t *testing.T) { s.api(t, false) })
 	t.Run("dns after acceptance", s.dnsAccepted)
 	t.Run("probes accepted uplink up", func(t *testing.T) { s.probes(t, "accepted, uplink up: exact success", true, true) })
+	t.Run("forward proxy uplink up", s.forwardProxy(false))
 	must("cut the uplink", s.cut)
+	t.Run("forward proxy uplink cut", s.forwardProxy(true))
 	t.Run("probes accepted uplink cut", func(t *testing.T) { s.probes(t, "accepted, uplink cut: exact success", true, false) })
 	t.Run("dns uplink cut", s.dnsCut)
 	s.summary(t)

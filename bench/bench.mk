@@ -25,3 +25,9 @@ test-deps: $(BROWSERTEST_AXE)/node_modules/.package-lock.json
 $(BROWSERTEST_AXE)/node_modules/.package-lock.json: $(BROWSERTEST_AXE)/package-lock.json $(BROWSERTEST_AXE)/package.json
 	npm ci --prefix $(BROWSERTEST_AXE) --no-audit --no-fund
 	touch $@
+
+# make bench-cache [BENCH_DURATION=10s] [BENCH_CONNECTIONS=30]: preau's HTTP
+# cache (preau mirror) vs nginx proxy_cache, hits only (see bench/README.md).
+.PHONY: bench-cache
+bench-cache: $(BENCH_PREAU)
+	BENCH_PREAU=$(BENCH_PREAU) bash bench/cache.sh

@@ -201,8 +201,8 @@ func (c Config) Validate() error {
 		return errors.New("catalog config: want 0 < retry min <= retry max")
 	case c.MaxAttempts < 1:
 		return errors.New("catalog config: max attempts must be at least 1")
-	case c.TubeHeight < 144 || c.TubeHeight > 4320:
-		return fmt.Errorf("catalog config: tube height %d: want 144 to 4320", c.TubeHeight)
+	case c.TubeHeight < 144 || c.TubeHeight > 2160:
+		return fmt.Errorf("catalog config: tube height %d: want 144 to 2160", c.TubeHeight)
 	case c.MaxVideos < 1, c.MaxShareFiles < 1, c.MaxGARResources < 1:
 		return errors.New("catalog config: max videos, max share files and max gar resources must be positive")
 	case c.MaxMetadataBytes < 1<<16:

@@ -114,8 +114,8 @@ func (c *Catalog) validateSpec(s SourceSpec) (SourceSpec, error) {
 		if _, err := parseTubeURL(s.URL); err != nil {
 			return s, err
 		}
-		if s.Height != 0 && (s.Height < 144 || s.Height > 4320) {
-			return s, specError("height", "hauteur de vidéo visée invalide (144 à 4320)", "invalid target video height (144 to 4320)")
+		if s.Height != 0 && (s.Height < 144 || s.Height > 2160) {
+			return s, specError("height", "hauteur de vidéo visée invalide (144 à 2160)", "invalid target video height (144 to 2160)")
 		}
 	case KindNuage:
 		if s.WebDAVURL != "" {
