@@ -32,6 +32,7 @@ type copier struct {
 	state  *Progress
 	last   time.Time
 	buf    []byte
+	res    *reservation // the import's room: what is written counts against it
 }
 
 const progressEvery = 100 * time.Millisecond
@@ -70,6 +71,9 @@ func (c *copier) writeBlob(r io.Reader, f manifestFile, checkLonger bool) error 
 			}
 			done += int64(m)
 			c.state.BytesDone += int64(m)
+			if c.res != nil {
+				c.res.have.Add(int64(m))
+			}
 			c.tick()
 		}
 		if rerr != nil {

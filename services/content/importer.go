@@ -25,8 +25,6 @@ import (
 const (
 	zstdMaxWindow = 64 << 20
 	zstdMaxMemory = 256 << 20
-	// diskMargin is left free on the disk after an import.
-	diskMargin = 64 << 20
 )
 
 // tarOverhead bounds the bytes a tar stream of files entries spends on
@@ -112,16 +110,18 @@ func (s *Store) importPath(ctx context.Context, source string, progress func(Pro
 		return info, err
 	}
 
-	if err := s.checkSpace(m); err != nil {
+	res, err := s.reserveSpace(ctx, m)
+	if err != nil {
 		return PackInfo{}, err
 	}
+	defer s.unreserve(res)
 
 	imp := &importer{
 		s: s, m: m,
 		created: make(map[string]bool),
 		seen:    make(map[string]bool),
 		c: &copier{
-			s: s, ctx: ctx, report: progress,
+			s: s, ctx: ctx, report: progress, res: res,
 			buf:   make([]byte, 256<<10),
 			state: &Progress{BytesTotal: m.total, FilesTotal: len(m.order)},
 		},
@@ -162,8 +162,9 @@ func (s *Store) importPath(ctx context.Context, source string, progress func(Pro
 	return info, err
 }
 
-// checkSpace refuses a pack whose missing blobs do not fit on the disk.
-func (s *Store) checkSpace(m *manifest) error {
+// reserveSpace reserves the room the blobs of m that are not stored yet
+// need. The caller holds importMu.
+func (s *Store) reserveSpace(ctx context.Context, m *manifest) (*reservation, error) {
 	var need int64
 	counted := make(map[string]bool)
 	for _, p := range m.order {
@@ -174,15 +175,26 @@ func (s *Store) checkSpace(m *manifest) error {
 		counted[f.SHA256] = true
 		need += f.Size
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.cfg.Dir, &st); err != nil {
-		return fmt.Errorf("import pack %s: free space of %s: %w", m.ID, s.cfg.Dir, err)
+	// Room within the quota and the free-space floor, evicting catalogue
+	// packs (least recently served first, never pinned ones) when needed;
+	// the reservation keeps it from downloads running meanwhile. Making
+	// room takes spaceMu, then importMu to evict: the caller's importMu is
+	// released meanwhile (lock order), and the blobs this import finds
+	// missing are written whatever happened in between.
+	res := s.reserve()
+	s.importMu.Unlock()
+	err := s.makeRoom(ctx, res, need)
+	s.importMu.Lock()
+	if err != nil {
+		s.unreserve(res)
+		var full *StoreFullError
+		if errors.As(err, &full) {
+			return nil, refuse(CodeDiskFull, fmt.Sprintf("%d Mo nécessaires, %d Mo libérables dans le catalogue / %d MB needed, %d MB freeable in the catalogue",
+				need>>20, full.Freeable>>20, need>>20, full.Freeable>>20), err)
+		}
+		return nil, fmt.Errorf("import pack %s: %w", m.ID, err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	if need+diskMargin > free {
-		return refuse(CodeDiskFull, fmt.Sprintf("%d Mo nécessaires, %d Mo libres / %d MB needed, %d MB free", need>>20, free>>20, need>>20, free>>20), nil)
-	}
-	return nil
+	return res, nil
 }
 
 // fileFor checks that path is a file the manifest lists and that it is met

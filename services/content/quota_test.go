@@ -494,7 +494,7 @@ func TestDiskFullMidWrite(t *testing.T) {
 		t.Errorf("PutBlob on a full disk: err = %v, want ErrStoreFull", err)
 	}
 	small := testPack{id: "petit-paquet", version: "1", items: []testItem{{id: "v", title: "Fiche", kind: "document",
-		files: []testFile{{"a.bin", "application/octet-stream", pseudoRandom(mib, 4)}}}}}
+		files: []testFile{{"a.bin", "application/octet-stream", pseudoRandom(8*mib, 4)}}}}}
 	if _, err := s.Import(ctx, small.writeFolder(t, t.TempDir()), nil); err == nil {
 		t.Errorf("import on a full disk succeeded")
 	}
@@ -552,5 +552,63 @@ func TestMigrationFromVersion2(t *testing.T) {
 	}
 	if err := db.QueryRow("SELECT fetched FROM content_pins").Scan(&fetched); err != nil || fetched != 0 {
 		t.Errorf("migrated pin: fetched %d, %v", fetched, err)
+	}
+}
+
+// handPack writes a folder pack holding one file of size bytes (seeded)
+// and returns the folder.
+func handPack(t *testing.T, id string, seed uint64, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	body := pseudoRandom(size, seed)
+	if err := os.WriteFile(filepath.Join(dir, "video.mp4"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := videoManifest(id, FetchResult{Size: int64(size), SHA256: sum(body)})
+	if err := os.WriteFile(filepath.Join(dir, ManifestName), m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestHandImportMakesRoom: a pack imported by hand that does not fit in
+// the quota evicts catalogue packs, least recently used first and never a
+// pinned one; one that cannot fit even so is refused with "disk full"
+// and evicts nothing.
+func TestHandImportMakesRoom(t *testing.T) {
+	const mib = 1 << 20
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}
+	srv := httptest.NewServer(&bodies{})
+	defer srv.Close()
+	e := newTestEnv(t, Config{MaxBytes: 40 * mib, MinFreeBytes: -1, Now: clk.now}, srv.Client())
+	s := e.store
+	for i, id := range []string{"a", "b", "c"} {
+		clk.add(time.Minute)
+		if err := fetchPack(t, s, srv.URL, id, int64(i+1), 8*mib); err != nil {
+			t.Fatalf("fetch %s: %v", id, err)
+		}
+	}
+	if err := s.PinPack(ctx, "a", clk.now().Add(7*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	mustImport(t, s, handPack(t, "manuel-1", 11, 20*mib))
+	if got, want := packIDs(t, s), []string{"a", "c", "manuel-1"}; !slices.Equal(got, want) {
+		t.Fatalf("after a 20 MiB hand import into 16 MiB of room, packs = %v, want %v (b evicted, a pinned)", got, want)
+	}
+
+	before := packIDs(t, s)
+	_, err := s.Import(ctx, handPack(t, "manuel-2", 12, 30*mib), nil)
+	var pe *PackError
+	if !errors.As(err, &pe) || pe.Code != CodeDiskFull {
+		t.Fatalf("a hand import beyond what eviction frees: err = %v, want a %s refusal", err, CodeDiskFull)
+	}
+	t.Logf("refusal: %s", pe.Error())
+	if got := packIDs(t, s); !slices.Equal(got, before) {
+		t.Errorf("a refused import evicted packs: %v, was %v", got, before)
+	}
+	if probs, err := s.Fsck(ctx); err != nil || len(probs) != 0 {
+		t.Errorf("Fsck() = %v, %v", probs, err)
 	}
 }
