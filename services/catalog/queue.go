@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"time"
 )
@@ -489,6 +490,7 @@ func (c *Catalog) work(ctx context.Context, it item) error {
 		fl.cancel()
 		close(fl.done)
 	}()
+	startBytes := it.BytesDone
 	err := c.download(fctx, &it, fl)
 	switch {
 	case err == nil:
@@ -510,12 +512,30 @@ func (c *Catalog) work(ctx context.Context, it item) error {
 	c.mu.Lock()
 	it.BytesDone, it.BytesTotal = fl.bytes, max(fl.total, it.BytesTotal)
 	c.mu.Unlock()
+	if it.BytesDone > startBytes && !isPermanent(err) && !errors.Is(err, ErrStoreFull) {
+		// Cut after storing more: a broken connection, not a failing
+		// item. The attempt does not count and the download resumes in a
+		// few seconds, within the WAN budget's send-now grace.
+		it.Attempts = 0
+		return c.failAfter(ctx, it, err, progressRetry)
+	}
 	return c.fail(ctx, it, err)
+}
+
+// progressRetry is when a download cut after progress resumes: 2 to 5 s.
+func progressRetry(now time.Time) time.Time {
+	return now.Add(2*time.Second + time.Duration(rand.Int64N(int64(3*time.Second))))
 }
 
 // fail records a failed attempt: a retry after a jittered backoff, or a
 // failure that waits for the next refresh.
 func (c *Catalog) fail(ctx context.Context, it item, err error) error {
+	return c.failAfter(ctx, it, err, nil)
+}
+
+// failAfter is fail with the time of the retry chosen by retry when it is
+// not nil.
+func (c *Catalog) failAfter(ctx context.Context, it item, err error, retry func(time.Time) time.Time) error {
 	fr, en := messages(err)
 	var own interface{ English() string }
 	if !errors.As(err, &own) {
@@ -528,6 +548,8 @@ func (c *Catalog) fail(ctx context.Context, it item, err error) error {
 	attempts := it.Attempts
 	var next time.Time
 	switch {
+	case retry != nil:
+		next = retry(now)
 	case errors.Is(err, ErrStoreFull):
 		// Not the item's fault: try again much later, without using up
 		// its attempts.
