@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -194,7 +196,7 @@ func (p *Portal) catalogue(w http.ResponseWriter, r *http.Request) {
 		cards = cards[:cardsPerPage]
 	}
 	// The menus offer the names every card uses, not only this page's.
-	all, err := p.cfg.Cards.Cards(r.Context(), CardQuery{})
+	all, err := p.facets.get(r.Context(), p.cfg.Cards)
 	if err != nil {
 		p.failed(w, r, fmt.Errorf("list catalogue filters: %w", err))
 		return
@@ -552,4 +554,30 @@ func (p *Portal) pack(w http.ResponseWriter, r *http.Request) {
 		d.List.Sections = append(d.List.Sections, section{ID: g.ID, Title: g.Title, URL: "/matiere/" + url.PathEscape(strings.TrimPrefix(g.ID, "m-")), Groups: []group{{Cards: g.Cards}}})
 	}
 	p.render(w, r, http.StatusOK, "list", d)
+}
+
+// facetTTL is how long the catalogue's filter menus reuse one listing of
+// every card: the menus' names change when a source is refreshed, and a
+// page must not list the whole catalogue on every request.
+const facetTTL = 30 * time.Second
+
+// facetMemo keeps the last listing of every card for facetTTL.
+type facetMemo struct {
+	mu    sync.Mutex
+	at    time.Time
+	cards []Card
+}
+
+func (m *facetMemo) get(ctx context.Context, src Cards) ([]Card, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cards != nil && time.Since(m.at) < facetTTL {
+		return m.cards, nil
+	}
+	cards, err := src.Cards(ctx, CardQuery{})
+	if err != nil {
+		return nil, err
+	}
+	m.cards, m.at = cards, time.Now()
+	return cards, nil
 }

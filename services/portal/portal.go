@@ -128,6 +128,7 @@ type Portal struct {
 	icon    string           // URL of the favicon
 	policy  *bluemonday.Policy
 	handler http.Handler
+	facets  facetMemo // every card, for the catalogue's filter menus
 }
 
 // New checks cfg (after defaults) and prepares the templates; it does no
