@@ -26,6 +26,7 @@ import (
 
 	"preau/appliance/demo"
 	"preau/appliance/store"
+	"preau/firmware"
 	"preau/services/catalog"
 	"preau/services/content"
 	"preau/services/httpcache"
@@ -54,6 +55,10 @@ type Box struct {
 	cfg  Config
 	opts Options
 	log  *slog.Logger
+	// rawLog is log without the recent-errors recorder (errs), for what
+	// must reach the journal but not the dashboard.
+	rawLog *slog.Logger
+	errs   *recentErrors
 
 	lock    *os.File
 	store   *store.Store
@@ -64,7 +69,9 @@ type Box struct {
 	handin  *handin
 	catalog *catalog.Catalog
 	cache   *httpcache.Cache
-	running context.Context // Serve's: work a control request starts ends with the box
+	update  *firmware.Engine // nil without A/B slots ([update] boot)
+	tech    *technician      // console, LAN inventory, energy
+	running context.Context  // Serve's: work a control request starts ends with the box
 	metrics *prometheus.Registry
 	http    *http.Client
 
@@ -123,6 +130,9 @@ func open(ctx context.Context, cfg Config, log *slog.Logger) (*Box, error) {
 		}
 	}()
 	if b.store, err = store.Open(ctx, dbPath(cfg.Box.DataDir), log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	if err := b.newUpdate(ctx); err != nil {
 		return nil, err
 	}
 	if err := b.store.Migrate(ctx, "appliance", applianceMigrations); err != nil {
@@ -186,11 +196,36 @@ func (b *Box) Close() error {
 // New opens the box for `preau run`: state, components and listeners. It
 // is all or nothing: on error nothing stays open.
 func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box, error) {
+	b, err := newBox(ctx, cfg, opts, log)
+	if !errors.Is(err, store.ErrNewerSchema) || cfg.Update.Boot == "" {
+		return b, err
+	}
+	// A newer version tried on the other slot migrated the database and
+	// did not stay: back to the copy taken before its trial, keeping the
+	// update engine's record of why.
+	trial, rerr := restoreBeforeTrial(dbPath(cfg.Box.DataDir), log)
+	if rerr != nil || trial == "" {
+		return nil, errors.Join(err, rerr)
+	}
+	if b, err = newBox(ctx, cfg, opts, log); err != nil {
+		return nil, err
+	}
+	if err := firmware.CarryOver(ctx, b.store.DB(), trial); err != nil {
+		log.Warn("update: carry the trial's record over", "err", err)
+	}
+	return b, nil
+}
+
+func newBox(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box, error) {
+	// Every component's warnings and errors also go to the console's
+	// dashboard.
+	rawLog, errs := log, newRecentErrors()
+	log = slog.New(errs.handler(log.Handler()))
 	b, err := open(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	b.opts = opts
+	b.opts, b.rawLog, b.errs = opts, rawLog, errs
 	ok := false
 	defer func() {
 		if !ok {
@@ -222,6 +257,9 @@ func New(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Box,
 		return nil, err
 	}
 	if err := b.newCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.newTechnician(ctx); err != nil {
 		return nil, err
 	}
 
@@ -306,7 +344,9 @@ func (b *Box) Serve(ctx context.Context) error {
 	parts = append(parts, b.handin.parts()...)
 	parts = append(parts, b.catalogParts()...)
 	parts = append(parts, b.proxyParts(shutdown)...)
-	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	parts = append(parts, b.updateParts()...)
+	parts = append(parts, b.tech.parts(b)...)
+	csrv := &http.Server{Handler: b.controlHandler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: controlPeer}
 	parts = append(parts,
 		serveHTTP("control", csrv, b.control, shutdown),
 		part{name: "uplink", serve: b.uplink.Serve},
@@ -316,6 +356,9 @@ func (b *Box) Serve(ctx context.Context) error {
 	b.ready.Store(true)
 	notify(b.log, daemon.SdNotifyReady)
 	b.log.Info("préau prêt", "version", version, "addrs", fmt.Sprint(b.Addrs()), "data", b.cfg.Box.DataDir)
+	if code, _, err := b.tech.setup(ctx); err == nil && code != "" {
+		b.logSetupCode(code)
+	}
 	err := supervise(ctx, b.log, parts)
 	notify(b.log, daemon.SdNotifyStopping)
 	b.log.Info("préau arrêté")

@@ -3,7 +3,6 @@ package appliance
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +67,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdMirror(args[1:], stdout, stderr, lang)
 	case "teacher":
 		return cmdTeacher(args[1:], stdout, stderr, lang, os.Stdin)
+	case "devices":
+		return cmdDevices(args[1:], stdout, stderr, lang)
+	case "energy":
+		return cmdEnergy(args[1:], stdout, stderr, lang)
+	case "setup-code":
+		return cmdSetupCode(args[1:], stdout, stderr, lang)
+	case "update":
+		return cmdUpdate(args[1:], stdout, stderr, lang)
+	case "release":
+		return cmdRelease(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout, lang)
 		return ExitOK
@@ -109,7 +118,11 @@ Commandes :
   import PAQUET [--config FICHIER] [--data DOSSIER]
                           importe un paquet de contenus (dossier, .tar, .tar.zst ou URL)
   status [--json] [--config FICHIER] [--data DOSSIER]
-                          état de la box en cours d'exécution
+                          état de la box en cours d'exécution (comme le tableau de bord de la console)
+  devices [--csv | --glpi DOSSIER]
+                          appareils du réseau de l'école (inventaire ; CSV, ou un document GLPI par appareil)
+  energy [--week]         énergie du jour (--week : 7 jours par type d'appareil), sources, appareils restés allumés
+  setup-code              code d'installation de la console technicien (tant qu'aucun compte technicien n'existe)
   captive status [--json] appareils du réseau et acceptation de la charte
   sync status [--json]    file d'envoi des devoirs, débit, plages horaires
   sync now                envoyer maintenant, hors des plages horaires
@@ -120,7 +133,7 @@ Commandes :
   mirror --origin URL [--listen ADRESSE] [--data DOSSIER]
                           cache HTTP (RFC 9111) seul, en miroir d'un site
   teacher add IDENTIFIANT "Prénom Nom"
-                          crée un compte enseignant (mot de passe lu sur l'entrée)
+                          crée un compte enseignant, dans la console et pour les devoirs (mot de passe lu sur l'entrée)
   check-config FICHIER    vérifie un fichier de configuration
   version                 affiche la version
 
@@ -134,7 +147,11 @@ Commands:
   import PACK [--config FILE] [--data DIR]
                           import a content pack (folder, .tar, .tar.zst or URL)
   status [--json] [--config FILE] [--data DIR]
-                          state of the running box
+                          state of the running box (as the console's dashboard shows it)
+  devices [--csv | --glpi DIR]
+                          devices of the school network (inventory; CSV, or one GLPI document per device)
+  energy [--week]         today's energy (--week: 7 days by device class), sources, devices left on
+  setup-code              setup code of the technician console (while no technicien account exists)
   captive status [--json] LAN devices and charter acceptance
   sync status [--json]    hand-in outbox, rate, time windows
   sync now                send now, outside the time windows
@@ -145,7 +162,7 @@ Commands:
   mirror --origin URL [--listen ADDR] [--data DIR]
                           the HTTP cache (RFC 9111) alone, mirroring one site
   teacher add LOGIN "First Last"
-                          create a teacher account (password read from input)
+                          create a teacher account, in the console and for hand-ins (password read from input)
   check-config FILE       check a configuration file
   version                 print the version
 
@@ -279,43 +296,6 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer, lang string) int {
 	return ExitOK
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer, lang string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	var cf commonFlags
-	cf.register(fs, false)
-	asJSON := fs.Bool("json", false, "print JSON")
-	c, pos, rc := runningBox(fs, &cf, args, stderr, lang)
-	if rc != ExitOK {
-		return rc
-	}
-	if len(pos) > 0 {
-		return ExitUsage
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h, err := c.health(ctx)
-	if err != nil {
-		printErr(stderr, lang, err)
-		return ExitFailure
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(h)
-		return ExitOK
-	}
-	online := tr(lang, "hors ligne", "offline")
-	if h.Online {
-		online = tr(lang, "en ligne", "online")
-	}
-	fmt.Fprintf(stdout, tr(lang,
-		"Préau %s — %s\nEn marche depuis : %s\nBase de données : %s\nInternet : %s\nContenus : %d paquets, %d ressources, %s\nDisque libre : %s sur %s\n",
-		"Préau %s — %s\nUp for: %s\nDatabase: %s\nInternet: %s\nContent: %d packs, %d items, %s\nFree disk: %s of %s\n"),
-		h.Version, h.Status, (time.Duration(h.UptimeSeconds) * time.Second).String(), h.Database, online,
-		h.Packs, h.Items, humanBytes(h.ContentBytes), humanBytes(int64(h.DiskFreeBytes)), humanBytes(int64(h.DiskSizeBytes)))
-	return ExitOK
-}
-
 func cmdImport(args []string, stdout, stderr io.Writer, lang string) int {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	var cf commonFlags
@@ -400,6 +380,7 @@ var phaseNames = map[string][2]string{
 	"commit":   {"enregistrement", "commit"},
 	"export":   {"export", "export"},
 	"send":     {"envoi", "upload"},
+	"reread":   {"relecture de la partition", "reading the slot back"},
 }
 
 func (p *progressBar) update(pr content.Progress) {
@@ -428,8 +409,12 @@ func (p *progressBar) update(pr content.Progress) {
 		if pr.BytesTotal > 0 {
 			pct = 100 * float64(pr.BytesDone) / float64(pr.BytesTotal)
 		}
-		fmt.Fprintf(p.w, "%s : %.0f %% (%d/%d fichiers, %s/%s)\n", name, pct, pr.FilesDone, pr.FilesTotal,
-			humanBytes(pr.BytesDone), humanBytes(pr.BytesTotal))
+		if pr.FilesTotal == 0 {
+			fmt.Fprintf(p.w, "%s : %.0f %% (%s/%s)\n", name, pct, humanBytes(pr.BytesDone), humanBytes(pr.BytesTotal))
+		} else {
+			fmt.Fprintf(p.w, "%s : %.0f %% (%d/%d fichiers, %s/%s)\n", name, pct, pr.FilesDone, pr.FilesTotal,
+				humanBytes(pr.BytesDone), humanBytes(pr.BytesTotal))
+		}
 	}
 }
 

@@ -48,6 +48,12 @@ type Config struct {
 	Sync    SyncConfig    `toml:"sync"`
 	Catalog CatalogConfig `toml:"catalog"`
 	Cache   CacheConfig   `toml:"cache"`
+	Update  UpdateConfig  `toml:"update"`
+	// Console, Inventory and Energy: the technician console, the LAN
+	// inventory and the energy accounting.
+	Console   ConsoleConfig   `toml:"console"`
+	Inventory InventoryConfig `toml:"inventory"`
+	Energy    EnergyConfig    `toml:"energy"`
 	// Assignments: limits of pupils' hand-ins.
 	Assignments AssignmentsConfig `toml:"assignments"`
 	// Destinations of hand-ins, by id: [destinations.nuage-cm2].
@@ -126,6 +132,8 @@ func Defaults() Config {
 	lanDefaults(&c)
 	syncDefaults(&c)
 	catalogDefaults(&c)
+	updateDefaults(&c)
+	consoleDefaults(&c)
 	return c
 }
 
@@ -340,6 +348,11 @@ func (c Config) problems() []Problem {
 	c.lanProblems(bad)
 	c.syncProblems(bad)
 	c.catalogProblems(bad)
+	c.updateProblems(bad)
+	c.consoleProblems(bad)
+	if len(ps) == 0 {
+		c.componentProblems(bad)
+	}
 	return ps
 }
 
@@ -522,7 +535,7 @@ var keyTypes = func() map[string][2]string {
 }()
 
 func init() {
-	for _, m := range []map[string][2]string{lanKeyTypes, syncKeyTypes, catalogKeyTypes} {
+	for _, m := range []map[string][2]string{lanKeyTypes, syncKeyTypes, catalogKeyTypes, consoleKeyTypes, updateKeyTypes} {
 		for k, v := range m {
 			keyTypes[k] = v
 		}

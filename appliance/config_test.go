@@ -28,6 +28,17 @@ func TestConfigValidFixtures(t *testing.T) {
 		{"v1-cache.toml", func(c *Config) {
 			c.Cache = CacheConfig{MaxSize: "8GiB", MaxObjectSize: "2GiB", ProxyListen: []string{"10.20.0.1:3128"}, ConnectPorts: []int{443, 8443}}
 		}},
+		{"v1-console.toml", func(c *Config) {
+			c.Console = ConsoleConfig{Networks: []string{"10.20.0.0/24", "fd00:20::/64"}, SecureCookies: true,
+				IdleTimeout: "20m", SessionLifetime: "8h"}
+			c.Inventory = InventoryConfig{Interfaces: []string{"br0"}, PresenceTimeout: "5m", OUIDir: "/srv/ieee-data",
+				GLPIURL: "https://glpi.mairie.example.fr/front/inventory.php", GLPITag: "ecoles-nord"}
+			c.Energy = EnergyConfig{Profile: "n100", BoxSource: "model", SamplePeriod: "30s", Timezone: "Indian/Reunion",
+				SchoolHours: map[string]string{"wed": "-", "sam": "08:30-11:30"},
+				Holidays:    []string{"2026-12-19..2027-01-03"}, Closed: []string{"2027-05-07"}, LeftOnAfter: "45m",
+				Watts:             map[string]float64{"interactive-display": 180, "tablet": 4.5},
+				ElectricityFactor: 0.06, ElectricitySource: "ADEME Base Empreinte, La Réunion", ElectricityYear: 2023}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

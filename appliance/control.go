@@ -86,7 +86,9 @@ func (b *Box) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/import", b.serveImport)
 	b.syncControl(mux)
 	b.catalogControl(mux)
-	return mux
+	b.updateControl(mux)
+	b.technicianControl(mux)
+	return b.auditControl(mux)
 }
 
 func (b *Box) serveImport(w http.ResponseWriter, r *http.Request) {

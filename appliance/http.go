@@ -16,9 +16,10 @@ import (
 )
 
 // lanHandler is what the school LAN sees: the captive portal first (OS
-// probes by Host, the charter, the RFC 8908 API), then the box's routes.
+// probes by Host, the charter, the RFC 8908 API), then the box's routes,
+// whose visitors' User-Agents the inventory learns from.
 func (b *Box) lanHandler() http.Handler {
-	return b.lan.captive.Handler(b.routes())
+	return b.lan.captive.Handler(b.tech.observer.middleware(b.routes()))
 }
 
 func (b *Box) routes() http.Handler {
@@ -28,6 +29,12 @@ func (b *Box) routes() http.Handler {
 	mux.Handle("/c/", b.instrument("content", corked(b.content.Handler())))
 	b.handInRoutes(mux)
 	mux.Handle("/catalogue/vignettes/", b.instrument("catalog", b.catalog.ThumbnailHandler()))
+	// The technician console and its JSON API: the console checks the
+	// network, the session and the role of every request itself.
+	tech := b.instrument("console", b.tech.console.Handler())
+	for _, p := range []string{"/console", "/console/", "/api/"} {
+		mux.Handle(p, tech)
+	}
 	mux.Handle("/", b.instrument("portal", b.portal.Handler()))
 	return mux
 }

@@ -35,6 +35,8 @@ type lan struct {
 	dhcp    *dhcp.Server
 	gateway *gateway.Gateway
 	https   []net.Listener
+	// portalURL is the portal's home as tablets reach it.
+	portalURL string
 }
 
 // newLAN builds the LAN components and binds the DNS and HTTPS sockets.
@@ -66,6 +68,7 @@ func (b *Box) newLAN(ctx context.Context) (err error) {
 	if portalURL == "" {
 		portalURL = derivePortalURL(cfg.DNS.Zone, b.listenHost(), httpPort)
 	}
+	l.portalURL = portalURL
 	acceptFor := time.Duration(0)
 	if cfg.Captive.AcceptFor != "" {
 		acceptFor = mustDuration(cfg.Captive.AcceptFor)
@@ -250,10 +253,14 @@ func (l *lan) parts(b *Box, shutdown time.Duration) []part {
 	return ps
 }
 
-// deviceChanged tells the gateway firewall about acceptance changes.
+// deviceChanged tells the gateway firewall about acceptance changes, and
+// the inventory about devices that accepted the charter.
 func (b *Box) deviceChanged(d captive.Device) {
 	if b.lan != nil {
 		b.lan.allow(d)
+	}
+	if b.tech != nil {
+		b.tech.observer.captive(d)
 	}
 }
 

@@ -54,12 +54,14 @@ func (b *Box) syncControl(mux *http.ServeMux) {
 			http.Error(w, "want {\"login\", \"name\", \"password\"}", http.StatusBadRequest)
 			return
 		}
-		if err := b.handin.assignments.CreateTeacher(r.Context(), req.Login, req.Name, req.Password); err != nil {
+		// A console account (role enseignant) and the hand-in pages' own.
+		if err := b.addTeacher(r.Context(), req.Login, req.Name, req.Password); err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnprocessableEntity)
 			json.NewEncoder(w).Encode(controlError{FR: err.Error(), EN: englishText(err)})
 			return
 		}
+		b.audit(r, "teacher-add", strings.ToLower(strings.TrimSpace(req.Login))+" ("+req.Name+")")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /v1/export", b.serveExport)
