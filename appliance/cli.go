@@ -123,6 +123,10 @@ Commandes :
                           appareils du réseau de l'école (inventaire ; CSV, ou un document GLPI par appareil)
   energy [--week]         énergie du jour (--week : 7 jours par type d'appareil), sources, appareils restés allumés
   setup-code              code d'installation de la console technicien (tant qu'aucun compte technicien n'existe)
+  update status|check|apply [--from FICHIER]|rollback
+                          mises à jour signées A/B de l'image (retour arrière automatique)
+  release keygen|init|sign|publish|rotate|bundle
+                          outil de signature des mises à jour (mairie, académie)
   captive status [--json] appareils du réseau et acceptation de la charte
   sync status [--json]    file d'envoi des devoirs, débit, plages horaires
   sync now                envoyer maintenant, hors des plages horaires
@@ -152,6 +156,10 @@ Commands:
                           devices of the school network (inventory; CSV, or one GLPI document per device)
   energy [--week]         today's energy (--week: 7 days by device class), sources, devices left on
   setup-code              setup code of the technician console (while no technicien account exists)
+  update status|check|apply [--from FILE]|rollback
+                          signed A/B updates of the image (rolled back by themselves)
+  release keygen|init|sign|publish|rotate|bundle
+                          the update signing tool (municipality, academy)
   captive status [--json] LAN devices and charter acceptance
   sync status [--json]    hand-in outbox, rate, time windows
   sync now                send now, outside the time windows

@@ -40,7 +40,7 @@ type technician struct {
 
 // updateNotConfigured is the update state of a box without an update
 // engine (no A/B slots): an honest value, shown as it is.
-const updateNotConfigured = "non configuré"
+const updateNotConfigured = "not-configured"
 
 // newTechnician builds the console, the inventory and the energy meter
 // (after newHandIn and newCatalog: it reads the WAN budget, the outbox

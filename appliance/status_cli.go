@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"preau/firmware"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -323,8 +324,10 @@ func printStatus(w io.Writer, lang string, loc *time.Location, rep StatusReport)
 		"Energy today: %s kWh (same time 7 days ago: %s kWh); box right now: %s W\n"),
 		cliNum(lang, s.Energy.TodayKWh, 3), cliNum(lang, s.Energy.LastWeekSameDay, 3), cliNum(lang, s.Energy.BoxWatts, 1))
 	ust := s.Update.State
-	if ust == updateNotConfigured {
-		ust = tr(lang, ust, "not configured")
+	if n, ok := updateStateNames[firmware.State(ust)]; ok {
+		ust = tr(lang, n[0], n[1])
+	} else if ust == updateNotConfigured {
+		ust = tr(lang, "non configurées (pas de partitions A/B)", "not configured (no A/B slots)")
 	}
 	fmt.Fprintf(w, tr(lang, "Mise à jour : %s (version %s)\n", "Update: %s (version %s)\n"), ust, s.Update.Version)
 	if len(s.Errors) == 0 {

@@ -495,6 +495,10 @@ func (c *Console) energyViewOf(ev EnergyView, lang string) *energyView {
 		v.BoxSource = msg(lang, "energy.source.rapl")
 	case PowerBattery:
 		v.BoxSource = msg(lang, "energy.source.battery")
+	case "":
+		// No sample yet (a box just started): no figure, not an estimate.
+		v.BoxSource = msg(lang, "energy.nodata")
+		v.BoxWatts = "—"
 	default:
 		v.BoxSource = msg(lang, "energy.source.estimate")
 		if ev.BoxModel != "" {
@@ -559,8 +563,12 @@ func (c *Console) energyViewOf(ev EnergyView, lang string) *energyView {
 	}
 	v.CO2 = formatNumber(lang, ev.WeekCO2eKg, 2) + "\u00a0kg CO₂e"
 	factorDate := ""
-	if !ev.FactorDate.IsZero() {
-		factorDate = formatDate(lang, ev.FactorDate.In(c.cfg.Location))
+	switch fd := ev.FactorDate; {
+	case fd.IsZero():
+	case fd.Month() == time.January && fd.Day() == 1:
+		factorDate = strconv.Itoa(fd.Year()) // a yearly factor: its year, not 1 January
+	default:
+		factorDate = formatDate(lang, fd.In(c.cfg.Location))
 	}
 	v.Factor = msgf(lang, "energy.factor", formatNumber(lang, ev.CO2eKgPerKWh, 3), ev.FactorSource, factorDate)
 	now := c.now().In(c.cfg.Location)

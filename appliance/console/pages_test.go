@@ -251,7 +251,7 @@ func TestEnergyPage(t *testing.T) {
 	}
 	body := text(a.body)
 	for _, want := range []string{"7,2 W", "estimation (modèle N100)", "pas de mesure", "lundi 9 mars", "1,72",
-		"Facteur : 0,052 kg CO₂e/kWh (ADEME Base Empreinte, 1er janvier 2022).", "imprimante-salle-maitres",
+		"Facteur : 0,052 kg CO₂e/kWh (ADEME Base Empreinte, 2022).", "imprimante-salle-maitres",
 		"de 7 mars à 0 h 00 à 8 mars à 23 h 59", "environ 0,58 kWh", "Semaine précédente : 12,4 kWh", "10,3 kWh"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("energy page lacks %q", want)
