@@ -553,3 +553,25 @@ func (p energyPresence) Intervals(ctx context.Context, from, to time.Time) (map[
 	}
 	return out, nil
 }
+
+// teacherAuth is the portal's teacher sign-in (services/assignments)
+// checked against the console's accounts, which own every password: a
+// password changed or an account disabled in the console applies there
+// at once. A wrong password or a locked account is a refusal (the form
+// says so); an account with a second factor is refused, the teachers'
+// form having no code step yet.
+func (b *Box) teacherAuth(ctx context.Context, login, password, ip string) (string, bool, error) {
+	if b.tech == nil || b.tech.console == nil {
+		return "", false, errors.New("teacher sign-in: the console's accounts are not open yet")
+	}
+	a, err := b.tech.console.Authenticate(ctx, login, password, ip)
+	switch {
+	case errors.Is(err, console.ErrBadCredentials), errors.Is(err, console.ErrLocked):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	case a.Disabled || a.TOTP:
+		return "", false, nil
+	}
+	return a.Name, true, nil
+}

@@ -130,6 +130,7 @@ func (b *Box) newHandIn(ctx context.Context) error {
 		}
 	})
 	if h.assignments, err = assignments.New(assignments.Config{
+		Authenticate:    b.teacherAuth,
 		SchoolName:      cfg.Box.Name,
 		DefaultLanguage: cfg.Portal.Language,
 		StylesheetURL:   b.portal.StylesheetURL(),

@@ -127,6 +127,12 @@ var AllKinds = []string{KindImage, KindPDF, KindOffice, KindAudio, KindText}
 // Config holds the settings of assignments. Zero values take the defaults
 // of WithDefaults.
 type Config struct {
+	// Authenticate, when set, checks a teacher's login and password in
+	// the box's accounts (the technician console owns them) and returns
+	// the display name; the teacher's row here is created or renamed on
+	// success. Nil: the passwords of this package's own table. An account
+	// with a second factor is refused here (the form has no code step).
+	Authenticate func(ctx context.Context, login, password, ip string) (name string, ok bool, err error) `toml:"-" json:"-"`
 	// SchoolName is shown in every page's header. Default "Préau".
 	SchoolName string
 	// DefaultLanguage is "fr" or "en". Default "fr".

@@ -132,7 +132,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusTooManyRequests, d.Tf("t.login.limited", minutesCeil(max(wait1, wait2))))
 		return
 	}
-	t, ok, err := s.authenticate(r.Context(), login, r.PostForm.Get("motdepasse"))
+	t, ok, err := s.authenticate(r.Context(), login, r.PostForm.Get("motdepasse"), clientIP(r))
 	if err != nil {
 		s.failed(w, r, err)
 		return

@@ -283,3 +283,46 @@ func TestNoDestination(t *testing.T) {
 		t.Errorf("form without destinations: %s", r.body)
 	}
 }
+
+// TestTeacherLoginThroughAccounts: with Config.Authenticate (the box
+// passes the console's accounts), the form checks passwords there only:
+// the teacher's row is created at the first sign-in and renamed when the
+// account's name changes; a refusal is the usual "incorrect" answer.
+func TestTeacherLoginThroughAccounts(t *testing.T) {
+	accounts := map[string][2]string{"mmartin": {"correct horse battery", "Mme Martin"}}
+	var seenIP string
+	e := newEnv(t, func(c *Config) {
+		c.Authenticate = func(ctx context.Context, login, password, ip string) (string, bool, error) {
+			seenIP = ip
+			a, ok := accounts[login]
+			return a[1], ok && a[0] == password, nil
+		}
+	})
+	c := e.client()
+	tok := c.csrf("/enseignant/connexion")
+	r := c.postForm("/enseignant/connexion", url.Values{"csrf": {tok}, "identifiant": {"mmartin"}, "motdepasse": {"wrong password!"}})
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Identifiant ou mot de passe incorrect.") {
+		t.Errorf("wrong password: status %d", r.status)
+	}
+	r = c.postForm("/enseignant/connexion", url.Values{"csrf": {tok}, "identifiant": {"MMartin"}, "motdepasse": {"correct horse battery"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	if seenIP == "" {
+		t.Errorf("the client's address was not passed to the accounts")
+	}
+	var name, hash string
+	if err := e.db.QueryRow("SELECT name, password_hash FROM assignments_teachers WHERE login = 'mmartin'").Scan(&name, &hash); err != nil || name != "Mme Martin" || hash != "!" {
+		t.Errorf("teacher row: %q %q %v; want Mme Martin with no usable hash", name, hash, err)
+	}
+	accounts["mmartin"] = [2]string{"correct horse battery", "Mme Martin-Durand"}
+	c2 := e.client()
+	tok = c2.csrf("/enseignant/connexion")
+	if r := c2.postForm("/enseignant/connexion", url.Values{"csrf": {tok}, "identifiant": {"mmartin"}, "motdepasse": {"correct horse battery"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("second login: %d", r.status)
+	}
+	e.db.QueryRow("SELECT name FROM assignments_teachers WHERE login = 'mmartin'").Scan(&name)
+	if name != "Mme Martin-Durand" {
+		t.Errorf("after a rename in the accounts, the row says %q", name)
+	}
+}

@@ -218,7 +218,10 @@ type teacher struct {
 
 // authenticate checks a login and password; ok is false when they do not
 // match (the caller counts the failure).
-func (s *Service) authenticate(ctx context.Context, login, password string) (teacher, bool, error) {
+func (s *Service) authenticate(ctx context.Context, login, password, ip string) (teacher, bool, error) {
+	if s.cfg.Authenticate != nil {
+		return s.authenticateOutside(ctx, login, password, ip)
+	}
 	var t teacher
 	var hash string
 	l := strings.ToLower(strings.TrimSpace(login))
@@ -235,6 +238,31 @@ func (s *Service) authenticate(ctx context.Context, login, password string) (tea
 		return teacher{}, false, fmt.Errorf("authenticate %s: %w", l, err)
 	}
 	return t, ok && known && len(password) <= maxPasswordBytes, nil
+}
+
+// authenticateOutside checks the password with Config.Authenticate and
+// keeps the teacher's row (assignments and sessions refer to it) in step:
+// created on the first sign-in, renamed when the account's name changed.
+// The row's own hash is then unusable: a password is only ever checked
+// by the accounts' owner.
+func (s *Service) authenticateOutside(ctx context.Context, login, password, ip string) (teacher, bool, error) {
+	l := strings.ToLower(strings.TrimSpace(login))
+	if len(password) > maxPasswordBytes {
+		return teacher{}, false, nil
+	}
+	name, ok, err := s.cfg.Authenticate(ctx, l, password, ip)
+	if err != nil || !ok {
+		return teacher{}, false, err
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO assignments_teachers (login, name, password_hash, created_at)
+		VALUES (?, ?, '!', ?) ON CONFLICT (login) DO UPDATE SET name = excluded.name`, l, name, s.now().UnixMilli()); err != nil {
+		return teacher{}, false, fmt.Errorf("authenticate %s: %w", l, err)
+	}
+	var t teacher
+	if err := s.db.QueryRowContext(ctx, "SELECT id, login, name FROM assignments_teachers WHERE login = ?", l).Scan(&t.ID, &t.Login, &t.Name); err != nil {
+		return teacher{}, false, fmt.Errorf("authenticate %s: %w", l, err)
+	}
+	return t, true, nil
 }
 
 // session is a logged-in teacher.
