@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"preau/internal/passhash"
 )
 
 // Blobs is what assignments needs from the content store: blobs by SHA-256,
@@ -317,7 +319,7 @@ type Service struct {
 
 	logins  *limiter // failed logins, by "login:" account and "ip:" address
 	lookups *limiter // receipt codes not found, by address
-	hashing chan struct{}
+	hasher  *passhash.Hasher
 
 	mu      sync.Mutex
 	active  map[string]bool // blob owners of hand-ins being received
@@ -344,7 +346,7 @@ func New(cfg Config, db *sql.DB, blobs Blobs, delivery Delivery, log *slog.Logge
 		cfg: cfg, db: db, blobs: blobs, delivery: delivery, log: log, now: cfg.Now,
 		logins:  newLimiter(cfg.LoginWindow),
 		lookups: newLimiter(cfg.LoginWindow),
-		hashing: make(chan struct{}, 2),
+		hasher:  passhash.New(2),
 		active:  map[string]bool{},
 	}
 	var err error
