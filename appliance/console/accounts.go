@@ -2,7 +2,10 @@ package console
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -10,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"preau/internal/passhash"
+	"golang.org/x/crypto/argon2"
 )
 
 // Role is what an account may see. A technicien sees and does everything;
@@ -115,17 +118,99 @@ func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-// Passwords are argon2id PHC strings from internal/passhash, the same
-// format and parameters as services/assignments, so that ImportAccount
-// can take a teacher's hash over unchanged; at most two are computed at
-// once.
+// Argon2id parameters and PHC format: the same as services/assignments
+// (OWASP's minimum, 19 MiB and 2 passes, about 100 ms on a 1 GB board), so
+// that ImportAccount can take a teacher's hash over unchanged. Hashing is
+// limited to two at a time so that a burst of sign-ins cannot take the
+// box's memory.
+const (
+	argonMemory  = 19 * 1024
+	argonTime    = 2
+	argonThreads = 1
+	argonKeyLen  = 32
+	argonSaltLen = 16
+)
 
-func (c *Console) hashPassword(ctx context.Context, password string) (string, error) {
-	return c.hasher.Hash(ctx, password)
+func (c *Console) acquireHashing(ctx context.Context) error {
+	select {
+	case c.hashing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-func (c *Console) checkHash(ctx context.Context, phc, password string) (bool, error) {
-	return c.hasher.Check(ctx, phc, password)
+func (c *Console) releaseHashing() { <-c.hashing }
+
+// hashPassword returns the PHC string of an argon2id hash of password.
+func (c *Console) hashPassword(ctx context.Context, password string) (string, error) {
+	salt := make([]byte, argonSaltLen)
+	rand.Read(salt)
+	if err := c.acquireHashing(ctx); err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	c.releaseHashing()
+	return formatPHC(salt, key, argonMemory, argonTime, argonThreads), nil
+}
+
+func formatPHC(salt, key []byte, m, t uint32, p uint8) string {
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, p,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// phc is a parsed argon2id PHC string.
+type phc struct {
+	m, t      uint32
+	p         uint8
+	salt, key []byte
+}
+
+// parsePHC reads an argon2id PHC string with bounds that keep a forged
+// hash from costing the box more than a few times a normal one.
+func parsePHC(s string) (phc, bool) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return phc{}, false
+	}
+	var h phc
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &h.m, &h.t, &h.p); err != nil ||
+		h.m < 8 || h.m > 1<<18 || h.t < 1 || h.t > 16 || h.p < 1 || h.p > 16 ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", h.m, h.t, h.p) { // nothing after, no leading zeros
+		return phc{}, false
+	}
+	b64 := base64.RawStdEncoding.Strict() // one encoding per value
+	var err1, err2 error
+	h.salt, err1 = b64.DecodeString(parts[4])
+	h.key, err2 = b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(h.salt) < 8 || len(h.salt) > 64 || len(h.key) < 16 || len(h.key) > 64 {
+		return phc{}, false
+	}
+	return h, true
+}
+
+// checkHash reports whether password matches the PHC string; a malformed
+// string never matches.
+func (c *Console) checkHash(ctx context.Context, s, password string) (bool, error) {
+	h, ok := parsePHC(s)
+	if !ok {
+		return false, nil
+	}
+	if err := c.acquireHashing(ctx); err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
+	c.releaseHashing()
+	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
+}
+
+// dummyPHC is a well-formed hash nobody knows the password of.
+func dummyPHC() string {
+	salt, key := make([]byte, argonSaltLen), make([]byte, argonKeyLen)
+	rand.Read(salt)
+	rand.Read(key)
+	return formatPHC(salt, key, argonMemory, argonTime, argonThreads)
 }
 
 // actorSystem names actions that appliance or the CLI asked for.
@@ -165,7 +250,7 @@ func (c *Console) ImportAccount(ctx context.Context, login, name string, role Ro
 	if err != nil {
 		return Account{}, err
 	}
-	if !passhash.Valid(phcHash) {
+	if _, ok := parsePHC(phcHash); !ok {
 		return Account{}, invalid(CodeBadHash,
 			"Empreinte de mot de passe refusée : il faut une chaîne argon2id au format PHC ($argon2id$v=19$m=…,t=…,p=…$sel$empreinte).",
 			"Password hash refused: it must be an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash).")

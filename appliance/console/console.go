@@ -27,8 +27,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"preau/internal/passhash"
 )
 
 // Config holds the console's settings. The zero value, after WithDefaults,
@@ -234,7 +232,7 @@ type Console struct {
 	urls    map[string]string
 	routes  []route
 	handler http.Handler
-	hasher  *passhash.Hasher // argon2id, two computations at most at once
+	hashing chan struct{} // bounds concurrent argon2id computations
 	hub     *hub
 	// dummyHash is checked when a login is unknown, so that the answer
 	// takes as long as for a known one.
@@ -269,7 +267,7 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	c := &Console{
 		cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now,
 		src: deps.Source, devices: deps.Devices, energy: deps.Energy, updates: deps.Updates,
-		hasher:  passhash.New(2),
+		hashing: make(chan struct{}, 2),
 		seen:    map[string]time.Time{},
 		logSeen: map[string]time.Time{},
 	}
@@ -280,7 +278,7 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	if c.assets, c.urls, err = loadAssets(); err != nil {
 		return nil, fmt.Errorf("new console: %w", err)
 	}
-	c.dummyHash = passhash.Dummy()
+	c.dummyHash = dummyPHC()
 	c.hub = newHub(c)
 	c.routes = c.routeTable()
 	c.handler = c.buildHandler()

@@ -2,6 +2,8 @@ package console
 
 import (
 	"bufio"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -19,6 +21,26 @@ func seeds(f *testing.F, name string) {
 	for sc.Scan() {
 		f.Add(sc.Text())
 	}
+}
+
+// FuzzParsePHC: any string either is refused or parses into bounded
+// parameters that format back to the same string.
+func FuzzParsePHC(f *testing.F) {
+	seeds(f, "phc.txt")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := parsePHC(s)
+		if !ok {
+			return
+		}
+		if h.m < 8 || h.m > 1<<18 || h.t < 1 || h.t > 16 || h.p < 1 || h.p > 16 || len(h.key) < 16 || len(h.key) > 64 || len(h.salt) < 8 {
+			t.Fatalf("parsePHC(%q) accepted out-of-bounds parameters %+v", s, h)
+		}
+		b64 := base64.RawStdEncoding
+		back := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", h.m, h.t, h.p, b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
+		if back != s {
+			t.Fatalf("parsePHC(%q) accepted a non-canonical form (%q)", s, back)
+		}
+	})
 }
 
 // FuzzAcceptLanguage: the answer is always a language the console has, or

@@ -27,8 +27,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"preau/internal/passhash"
 )
 
 // Blobs is what assignments needs from the content store: blobs by SHA-256,
@@ -319,7 +317,7 @@ type Service struct {
 
 	logins  *limiter // failed logins, by "login:" account and "ip:" address
 	lookups *limiter // receipt codes not found, by address
-	hasher  *passhash.Hasher
+	hashing chan struct{}
 
 	mu      sync.Mutex
 	active  map[string]bool // blob owners of hand-ins being received
@@ -346,7 +344,7 @@ func New(cfg Config, db *sql.DB, blobs Blobs, delivery Delivery, log *slog.Logge
 		cfg: cfg, db: db, blobs: blobs, delivery: delivery, log: log, now: cfg.Now,
 		logins:  newLimiter(cfg.LoginWindow),
 		lookups: newLimiter(cfg.LoginWindow),
-		hasher:  passhash.New(2),
+		hashing: make(chan struct{}, 2),
 		active:  map[string]bool{},
 	}
 	var err error
