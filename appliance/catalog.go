@@ -37,11 +37,21 @@ func (e storeFull) Error() string   { return e.full.Error() }
 func (e storeFull) English() string { return e.full.English() }
 func (e storeFull) Unwrap() []error { return []error{e.err, catalog.ErrStoreFull} }
 
+// refused marks what the content store refused (wrong hash or size, a
+// hostile pack) for the catalogue (errors.Is catalog.ErrRefused), its
+// text unchanged.
+type refused struct{ err error }
+
+func (e refused) Error() string   { return e.err.Error() }
+func (e refused) Unwrap() []error { return []error{e.err, catalog.ErrRefused} }
+
 func (a catalogStore) Fetch(ctx context.Context, f catalog.Fetch) (catalog.Fetched, error) {
 	r, err := a.s.FetchBlob(ctx, content.FetchRequest{Owner: f.Owner, URL: f.URL, Size: f.Size, SHA256: f.SHA256,
 		Doer: a.doer, Progress: f.Progress})
 	if full := (*content.StoreFullError)(nil); errors.As(err, &full) {
 		err = storeFull{full: full, err: err}
+	} else if errors.Is(err, content.ErrFetchRefused) {
+		err = refused{err}
 	}
 	return catalog.Fetched{SHA256: r.SHA256, Size: r.Size, Resumed: r.Resumed}, err
 }
@@ -65,6 +75,9 @@ func (a catalogStore) ImportURL(ctx context.Context, url string, progress func(d
 			progress(p.BytesDone, p.BytesTotal)
 		}
 	})
+	if pe := (*content.PackError)(nil); errors.As(err, &pe) {
+		err = refused{err}
+	}
 	return info.ID, err
 }
 

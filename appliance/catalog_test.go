@@ -35,7 +35,11 @@ func TestCatalogStoreAdapterErrors(t *testing.T) {
 	}
 	body := bytes.Repeat([]byte("v"), 1<<20)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "v.mp4", time.Unix(1_700_000_000, 0), bytes.NewReader(body))
+		b := body
+		if r.URL.RawQuery == "small" {
+			b = body[:1000]
+		}
+		http.ServeContent(w, r, "v.mp4", time.Unix(1_700_000_000, 0), bytes.NewReader(b))
 	}))
 	defer srv.Close()
 	a := catalogStore{s: cs, doer: http.DefaultClient}
@@ -49,5 +53,13 @@ func TestCatalogStoreAdapterErrors(t *testing.T) {
 	}
 	if err := a.RemovePack(ctx, "nothing-here"); !errors.Is(err, catalog.ErrNoPack) {
 		t.Errorf("remove a missing pack: %v; want catalog.ErrNoPack", err)
+	}
+
+	// A download whose bytes do not match the catalogue's hash is a
+	// refusal (retried after the usual backoff), not a cut link.
+	_, err = a.Fetch(ctx, catalog.Fetch{Owner: "catalog:test", URL: srv.URL + "/v.mp4?small", Size: 1000,
+		SHA256: "0000000000000000000000000000000000000000000000000000000000000000"})
+	if !errors.Is(err, catalog.ErrRefused) || errors.Is(err, catalog.ErrStoreFull) {
+		t.Errorf("fetch with a wrong hash: %v; want catalog.ErrRefused", err)
 	}
 }

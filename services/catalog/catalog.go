@@ -90,6 +90,10 @@ var (
 	// ErrStoreFull is what the Store adapter wraps when the content store
 	// is full: downloads stop until the next refresh.
 	ErrStoreFull = errors.New("catalog: content store full")
+	// ErrRefused is what the Store adapter wraps when the content store
+	// refuses what was downloaded (wrong hash or size, a hostile pack): a
+	// retry waits for the usual backoff, however many bytes came.
+	ErrRefused = errors.New("catalog: download refused by the content store")
 	// ErrNoPack is what the Store adapter wraps when RemovePack finds no
 	// such pack.
 	ErrNoPack = errors.New("catalog: no such pack")

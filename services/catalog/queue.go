@@ -512,7 +512,7 @@ func (c *Catalog) work(ctx context.Context, it item) error {
 	c.mu.Lock()
 	it.BytesDone, it.BytesTotal = fl.bytes, max(fl.total, it.BytesTotal)
 	c.mu.Unlock()
-	if it.BytesDone > startBytes && !isPermanent(err) && !errors.Is(err, ErrStoreFull) {
+	if it.BytesDone > startBytes && !isPermanent(err) && !errors.Is(err, ErrStoreFull) && !errors.Is(err, ErrRefused) {
 		// Cut after storing more: a broken connection, not a failing
 		// item. The attempt does not count and the download resumes in a
 		// few seconds, within the WAN budget's send-now grace.

@@ -356,3 +356,59 @@ func TestDamagedOrEvictedContentIsFetchedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestCutAfterProgressVersusRefusal: a download cut after storing more
+// bytes resumes within seconds without using up an attempt; one the
+// content store refuses after its bytes came (a wrong hash) is an
+// attempt like any failure, so it ends failed instead of looping.
+func TestCutAfterProgressVersusRefusal(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{
+		{"cut", errors.New("unexpected EOF")},
+		{"refused", fmt.Errorf("fetch: %w: sha256 mismatch", ErrRefused)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, u := tubeSource(t, 1, 10)
+			st := newTestStore(t)
+			var calls atomic.Int32
+			st.fetchHook = func(_ context.Context, f Fetch) error {
+				n := calls.Add(1)
+				if f.Progress != nil {
+					f.Progress(int64(n)*100, 10_000)
+				}
+				return tt.err
+			}
+			c, db := newCatalog(t, Config{MaxAttempts: 3, RetryMin: 10 * time.Millisecond, RetryMax: 30 * time.Millisecond}, st)
+			ctx := context.Background()
+			src, _ := c.Add(ctx, SourceSpec{Kind: KindTube, URL: u})
+			if err := c.Refresh(ctx, src.ID); err != nil {
+				t.Fatal(err)
+			}
+			serve(t, c)
+			if tt.name == "refused" {
+				waitFor(t, "the failure", func() bool {
+					ps, _ := c.Progress(ctx)
+					return len(ps) == 1 && ps[0].State == StateFailed
+				})
+				if n := calls.Load(); n != 3 {
+					t.Errorf("%d attempts, want 3", n)
+				}
+				return
+			}
+			waitFor(t, "the first cut", func() bool { return calls.Load() >= 1 })
+			time.Sleep(200 * time.Millisecond)
+			var attempts int
+			var next int64
+			db.QueryRow(`SELECT attempts, next_attempt FROM catalog_items`).Scan(&attempts, &next)
+			ps, _ := c.Progress(ctx)
+			if len(ps) != 1 || ps[0].State == StateFailed || attempts > 1 {
+				t.Fatalf("after a cut with progress: %+v, attempts %d; want queued without using up attempts", ps, attempts)
+			}
+			if d := time.Until(time.UnixMilli(next)); d > 5*time.Second {
+				t.Errorf("next attempt in %v, want within 5 s", d)
+			}
+		})
+	}
+}
